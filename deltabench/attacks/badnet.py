@@ -1,0 +1,85 @@
+"""BadNet (Gu et al. 2017) as in the paper: a fixed pixel trigger and flipped labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from ..artifacts import ImageSet, PoisonedData
+from ..components import Attack, AttackContext, Params
+from ..hookspecs import hookimpl
+
+__all__ = ["BadNet", "stamp_trigger", "choose_budget"]
+
+# The paper's trigger: an X-like pattern of 4 pixels inside the bottom-right 3x3 corner, given as
+# (row, col) offsets from the bottom-right pixel. On CIFAR-10 (32x32) these are (28,30), (30,30),
+# (29,29), (30,28), i.e. offsets from (31, 31) of (-3,-1), (-1,-1), (-2,-2), (-1,-3).
+PAPER_TRIGGER = [(-3, -1), (-1, -1), (-2, -2), (-1, -3)]
+
+
+def stamp_trigger(x: torch.Tensor, pixels: list[tuple[int, int]], value: float) -> torch.Tensor:
+    """A copy of images ``x`` with ``value`` written at the given (row, col) offsets from the
+    bottom-right corner, on every channel."""
+    out = x.clone()
+    h, w = out.shape[-2:]
+    for dr, dc in pixels:
+        out[..., h - 1 + dr, w - 1 + dc] = value
+    return out
+
+
+def choose_budget(budget: float, available: int) -> int:
+    """A budget below 1 is a fraction of ``available``; from 1 up it is a count."""
+    count = round(budget * available) if budget < 1 else int(budget)
+    return max(1, min(count, available))
+
+
+class BadNet(Attack):
+    """Stamp a pixel trigger on source-class training images and relabel them to the target."""
+
+    name = "badnet"
+
+    class Params(Params):
+        source: int = Field(8, ge=0, description="class the poisons are taken from (ship=8 on CIFAR-10)")
+        target: int = Field(5, ge=0, description="class the trigger should cause (dog=5 on CIFAR-10)")
+        budget: float = Field(
+            0.5,
+            gt=0,
+            description="poisons: a fraction (<1) of the source class's training images, or a count",
+        )
+        pixels: list[tuple[int, int]] = Field(
+            PAPER_TRIGGER,
+            description="trigger pixels as (row, col) offsets from the bottom-right corner",
+        )
+        value: float = Field(
+            1.0,
+            ge=0,
+            le=1,
+            description="trigger pixel value (paper: 0 on CIFAR; bright on black-background digits)",
+        )
+
+    def poison(self, ctx: AttackContext) -> PoisonedData:
+        p = self.params
+        data = ctx.dataset
+        if p.source == p.target:
+            raise ValueError("source and target classes must differ")
+        if max(p.source, p.target) >= data.num_classes:
+            raise ValueError(f"classes must be < {data.num_classes}")
+        candidates = np.flatnonzero(data.train.y.numpy() == p.source)
+        count = choose_budget(p.budget, len(candidates))
+        poison_idx = np.sort(ctx.rng.choice(candidates, size=count, replace=False))
+        train = data.train.clone()
+        pidx = torch.from_numpy(poison_idx)
+        train.x[pidx] = stamp_trigger(train.x[pidx], p.pixels, p.value)
+        train.y[pidx] = p.target
+        test_src = data.test.y == p.source
+        triggered = ImageSet(
+            stamp_trigger(data.test.x[test_src], p.pixels, p.value),
+            torch.full((int(test_src.sum()),), p.target, dtype=torch.long),
+        )
+        return PoisonedData(train, poison_idx, triggered, p.target, p.source, {"poison_count": count})
+
+
+@hookimpl
+def register_attacks(register) -> None:
+    register(BadNet)

@@ -1,0 +1,130 @@
+"""The ``deltabench`` command: a thin layer over the library."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Benchmark data-poisoning detectors and unlearners (Delta-Influence and competitors).",
+)
+
+warnings.filterwarnings("ignore", message=".*torch.cuda.amp.GradScaler.*", category=FutureWarning)
+
+
+def _fail(lines: list[str], code: int = 2) -> None:
+    for line in lines:
+        typer.echo(f"error: {line}", err=True)
+    raise typer.Exit(code)
+
+
+def _registry():
+    from .exceptions import RegistryError
+    from .registry import default_registry
+
+    try:
+        return default_registry()
+    except RegistryError as exc:
+        _fail([str(exc)])
+
+
+def _parse(suite: Path):
+    from .config import load_suite
+    from .exceptions import SuiteError
+
+    registry = _registry()
+    try:
+        return registry, load_suite(suite, registry)
+    except SuiteError as exc:
+        _fail(exc.problems)
+
+
+@app.command()
+def run(
+    suite: Annotated[Path, typer.Argument(help="suite YAML file, e.g. suites/quick.yaml")],
+    fresh: Annotated[bool, typer.Option("--fresh", help="ignore cached artifacts and finished rows")] = False,
+    report: Annotated[bool, typer.Option(help="also write leaderboard.md next to the CSV")] = True,
+) -> None:
+    """Run a suite; resumes by default (finished cells and cached stages are reused)."""
+    from .leaderboard import load_results, render_markdown
+    from .runner import run_suite
+
+    registry, parsed = _parse(suite)
+    try:
+        summary = run_suite(parsed, fresh=fresh, registry=registry)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished rows are saved; run the same command again to resume", err=True)
+        raise typer.Exit(130) from None
+    if report and summary.output.is_file():
+        frame = load_results(summary.output)
+        (summary.output.parent / "leaderboard.md").write_text(
+            render_markdown(frame, f"Leaderboard: {parsed.suite.name}"), encoding="utf-8"
+        )
+    typer.echo(
+        f"{summary.rows} rows ({summary.computed} computed, {summary.reused} reused, "
+        f"{summary.failed} failed) in {summary.seconds:.1f} s -> {summary.output}"
+    )
+    if summary.failed:
+        typer.echo("some cells failed; their errors are in the CSV's 'error' column", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(suite: Annotated[Path, typer.Argument(help="suite YAML file")]) -> None:
+    """Check a suite file without running it."""
+    from .runner import plan_jobs
+
+    registry, parsed = _parse(suite)
+    jobs = plan_jobs(parsed)
+    cells = sum(len(j.cells(registry)) for j in jobs)
+    typer.echo(f"{suite}: ok ({len(jobs)} victims, {cells} cells)")
+
+
+@app.command()
+def plugins(
+    kind: Annotated[str | None, typer.Option(help="only this kind, e.g. detector")] = None,
+) -> None:
+    """List every registered component: kind, name, parameters with defaults, distribution."""
+    registry = _registry()
+    for info in registry.all():
+        if kind and info.kind != kind:
+            continue
+        typer.echo(f"{info.kind:<9} {info.name:<22} [{info.distribution}]  {info.cls.summary()}")
+        for pname, field in info.cls.Params.model_fields.items():
+            default = field.get_default(call_default_factory=True)
+            typer.echo(f"{'':<10}{pname} = {default!r}  {field.description or ''}".rstrip())
+
+
+@app.command()
+def leaderboard(
+    folder: Annotated[Path, typer.Argument(help="folder of leaderboard CSVs, e.g. leaderboards/quick")],
+    unlearner: Annotated[str, typer.Option(help="unlearner of the Figure-3 style grid")] = "eu",
+    write: Annotated[bool, typer.Option(help="also write leaderboard.md in the folder")] = False,
+) -> None:
+    """Render the CSVs of a folder as readable tables."""
+    from .leaderboard import load_results, render_markdown
+
+    try:
+        frame = load_results(folder)
+    except FileNotFoundError as exc:
+        _fail([str(exc)])
+    text = render_markdown(frame, f"Leaderboard: {folder.name}", unlearner)
+    typer.echo(text)
+    if write:
+        target = (folder if folder.is_dir() else folder.parent) / "leaderboard.md"
+        target.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())  # pragma: no cover
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Base classes of pluggable components and the contexts the runner hands them.
+
+A component is a small class with a ``name``, a ``version`` (bump it when a change alters its
+output: it is part of every cache key), a pydantic ``Params`` model (typed parameters with
+defaults and help text, validated from YAML) and one method. It never reads suite files, seeds
+RNGs, picks devices or writes results: the runner does, and passes what is needed in a context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from .artifacts import Dataset, Detection, ImageSet, PoisonedData
+from .training import Trainer
+
+__all__ = [
+    "Params",
+    "Component",
+    "DatasetSource",
+    "ModelFamily",
+    "Attack",
+    "Detector",
+    "Unlearner",
+    "AttackContext",
+    "DetectionContext",
+    "UnlearningContext",
+    "Executor",
+    "KINDS",
+]
+
+
+class Params(BaseModel):
+    """Base of every component's parameter model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component:
+    """Common part of every component kind."""
+
+    kind: ClassVar[str] = "component"
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, params: Params | None = None, **values: Any) -> None:
+        if params is not None and values:
+            raise TypeError("pass either a Params instance or keyword values, not both")
+        self.params = params if params is not None else self.Params(**values)
+
+    @classmethod
+    def summary(cls) -> str:
+        """First line of the docstring: what ``deltabench plugins`` shows."""
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params!r})"
+
+
+class DatasetSource(Component):
+    """Loads a dataset (files, or data bundled with a package)."""
+
+    kind = "dataset"
+
+    def load(self, seed: int) -> Dataset:
+        """Return the dataset; ``seed`` fixes any split the source makes itself."""
+        raise NotImplementedError
+
+
+class ModelFamily(Component):
+    """Builds an untrained classifier for a dataset's image shape and class count."""
+
+    kind = "model"
+
+    def build(
+        self,
+        image_shape: tuple[int, int, int],
+        num_classes: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+    ) -> nn.Module:
+        raise NotImplementedError
+
+
+@dataclass
+class AttackContext:
+    """What an attack may use: the clean dataset, seeded RNGs, and a trainer for surrogate models."""
+
+    dataset: Dataset
+    rng: np.random.Generator
+    trainer: Trainer
+
+    @property
+    def device(self) -> torch.device:
+        return self.trainer.device
+
+
+@dataclass
+class DetectionContext:
+    """What a detector may use: the victim, its (poisoned) training set and the affected points.
+
+    ``affected`` holds the affected test input(s) found after deployment, labelled with the class
+    the victim wrongly predicts (the attacker's target). ``rng`` and the trainer's generator are
+    seeded by the runner.
+    """
+
+    model: nn.Module
+    train: ImageSet
+    affected: ImageSet
+    num_classes: int
+    rng: np.random.Generator
+    trainer: Trainer
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.trainer.device
+
+
+@dataclass
+class UnlearningContext:
+    """What an unlearner may use: the victim, the training set and the forget / retain split."""
+
+    model: nn.Module
+    train: ImageSet
+    forget: np.ndarray
+    retain: np.ndarray
+    num_classes: int
+    rng: np.random.Generator
+    trainer: Trainer
+
+    @property
+    def device(self) -> torch.device:
+        return self.trainer.device
+
+
+class Attack(Component):
+    """Poisons a clean dataset."""
+
+    kind = "attack"
+
+    def poison(self, ctx: AttackContext) -> PoisonedData:
+        raise NotImplementedError
+
+
+class Detector(Component):
+    """Finds the training points responsible for the affected test point(s)."""
+
+    kind = "detector"
+
+    def detect(self, ctx: DetectionContext) -> Detection:
+        raise NotImplementedError
+
+
+class Unlearner(Component):
+    """Removes the influence of the flagged training points from the victim."""
+
+    kind = "unlearner"
+
+    def unlearn(self, ctx: UnlearningContext) -> nn.Module:
+        raise NotImplementedError
+
+
+class Executor(Component):
+    """Runs independent jobs of a suite (one per trained victim) and yields results as they end."""
+
+    kind = "executor"
+
+    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> Iterator[tuple[int, Any | BaseException]]:
+        """Yield ``(job index, result or raised exception)`` in completion order."""
+        raise NotImplementedError
+
+
+KINDS: dict[str, type[Component]] = {
+    "dataset": DatasetSource,
+    "model": ModelFamily,
+    "attack": Attack,
+    "detector": Detector,
+    "unlearner": Unlearner,
+    "executor": Executor,
+}

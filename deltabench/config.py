@@ -1,0 +1,305 @@
+"""The suite file: schema, validation with one readable line per problem, and grid expansion.
+
+A suite names datasets, models, a training recipe, attacks, detectors, unlearners, seeds, a device
+and an output folder. Components are given as a name or as ``{name: ..., params: {...}}``; a list
+given for a scalar parameter expands into a grid (one component per value, crossed over keys).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .exceptions import SuiteError
+from .registry import Registry, closest
+from .training import TrainingRecipe
+
+__all__ = [
+    "Suite",
+    "ComponentEntry",
+    "ComponentSpec",
+    "load_suite",
+    "parse_suite",
+    "suite_from_dict",
+]
+
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, mps"
+
+
+class ComponentEntry(BaseModel):
+    """A component as written in the suite: a registry name and its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="registered name (see `deltabench plugins`)")
+    params: dict[str, Any] = Field(default_factory=dict, description="parameters; lists expand into a grid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
+class Suite(BaseModel):
+    """A benchmark suite (see ``suites/quick.yaml`` for a commented example)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="suite name; the default output is leaderboards/<name>")
+    seeds: list[int] = Field([0], min_length=1, description="one victim per seed")
+    device: str = Field("auto", description=f"one of {DEVICE_CHOICES}")
+    output: str | None = Field(None, description="folder of the leaderboard CSV")
+    cache: str = Field(".deltabench/cache", description="folder of cached stage artifacts")
+    datasets: list[ComponentEntry] = Field(min_length=1)
+    models: list[ComponentEntry] = Field(min_length=1)
+    training: TrainingRecipe = Field(default_factory=TrainingRecipe)
+    attacks: list[ComponentEntry] = Field(min_length=1)
+    detectors: list[ComponentEntry] = Field(min_length=1)
+    unlearners: list[ComponentEntry] = Field(min_length=1)
+    executor: ComponentEntry = Field(default_factory=lambda: ComponentEntry(name="local"))
+    affected_points: int = Field(1, ge=1, description="affected test inputs handed to detectors")
+    references: bool = Field(True, description="add the oracle detector and the none unlearner")
+    clean_reference: bool = Field(True, description="also train a clean model per seed, for comparison")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        ok = value in ("auto", "cpu", "mps", "cuda") or (value.startswith("cuda:") and value[5:].isdigit())
+        if not ok:
+            raise ValueError(f"unknown device '{value}' (allowed: {DEVICE_CHOICES})")
+        return value
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output) if self.output else Path("leaderboards") / self.name
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One resolved component: registry kind and name, and its full validated parameters."""
+
+    kind: str
+    name: str
+    params: dict[str, Any]
+
+    @property
+    def params_json(self) -> str:
+        return json.dumps(self.params, sort_keys=True, default=str)
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+@dataclass
+class ParsedSuite:
+    """A validated suite with every component resolved against the registry and grids expanded."""
+
+    suite: Suite
+    datasets: list[ComponentSpec]
+    models: list[ComponentSpec]
+    attacks: list[ComponentSpec]
+    detectors: list[ComponentSpec]
+    unlearners: list[ComponentSpec]
+    executor: ComponentSpec
+    source: str
+
+
+# --------------------------------------------------------------------------- error formatting
+
+
+def _loc_text(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The model class behind list[...] / X | None annotations, if any."""
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _unwrap(arg)
+            if found is not None:
+                return found
+        return None
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = root
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        model = _unwrap(field.annotation) if field else None
+    return model
+
+
+def _describe(error: dict, root: type[BaseModel], prefix: tuple = ()) -> str:
+    loc = tuple(p for p in error["loc"] if p not in ("function-after", "function-before"))
+    where = _loc_text(prefix + loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        parent = _model_at(root, loc[:-1])
+        allowed = list(parent.model_fields) if parent else []
+        hint = closest(str(loc[-1]), allowed)
+        text = f"{where}: unknown key '{loc[-1]}'"
+        if hint:
+            text += f"; did you mean '{hint}'?"
+        return text + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    if kind == "missing":
+        return (
+            f"{_loc_text(prefix + loc[:-1]) if loc[:-1] else '(top level)'}: missing required key '{loc[-1]}'"
+        )
+    msg = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    suffix = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    return f"{where}: {msg}{suffix}"
+
+
+def _validation_lines(exc: ValidationError, root: type[BaseModel], prefix: tuple = ()) -> list[str]:
+    return [_describe(err, root, prefix) for err in exc.errors()]
+
+
+# --------------------------------------------------------------------------- components and grids
+
+
+def _is_sequence_type(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_sequence_type(a) for a in typing.get_args(annotation) if a is not type(None))
+    return origin in (list, tuple) or annotation in (list, tuple)
+
+
+def _is_grid(value: Any, annotation: Any) -> bool:
+    """A list is a grid of values, unless the parameter itself takes a list and this is one."""
+    if not isinstance(value, list) or not value:
+        return False
+    if annotation is None or not _is_sequence_type(annotation):
+        return True
+    adapter = TypeAdapter(annotation)
+    try:
+        adapter.validate_python(value)
+        return False
+    except ValidationError:
+        pass
+    try:
+        for item in value:
+            adapter.validate_python(item)
+    except ValidationError:
+        return False
+    return True
+
+
+def _expand_grid(params: dict[str, Any], params_model: type[BaseModel]) -> list[dict[str, Any]]:
+    axes: list[list[tuple[str, Any]]] = []
+    for key, value in params.items():
+        field = params_model.model_fields.get(key)
+        grid = _is_grid(value, field.annotation if field else None)
+        axes.append([(key, v) for v in value] if grid else [(key, value)])
+    return [dict(combo) for combo in itertools.product(*axes)]
+
+
+def _resolve(
+    kind: str, key: str, entries: list[ComponentEntry], registry: Registry, problems: list[str]
+) -> list[ComponentSpec]:
+    specs: list[ComponentSpec] = []
+    for i, entry in enumerate(entries):
+        try:
+            cls = registry.get(kind, entry.name)
+        except Exception:
+            names = registry.names(kind)
+            hint = closest(entry.name, names)
+            text = f"{key}[{i}].name: unknown {kind} '{entry.name}'"
+            text += f"; did you mean '{hint}'?" if hint else ""
+            problems.append(f"{text} (available: {', '.join(names)})")
+            continue
+        for values in _expand_grid(entry.params, cls.Params):
+            try:
+                params = cls.Params(**values)
+            except ValidationError as exc:
+                problems.extend(_validation_lines(exc, cls.Params, (key, i, "params")))
+                break
+            spec = ComponentSpec(kind, entry.name, params.model_dump(mode="json"))
+            if spec not in specs:
+                specs.append(spec)
+    return specs
+
+
+def suite_from_dict(data: Any, registry: Registry, source: str = "<suite>") -> ParsedSuite:
+    """Validate a suite given as a dict; raises :class:`SuiteError` listing every problem."""
+    if data is None:
+        raise SuiteError(
+            [
+                f"{source}: the suite is empty; it needs at least: name, datasets, models, attacks, "
+                "detectors, unlearners"
+            ]
+        )
+    if not isinstance(data, dict):
+        raise SuiteError([f"{source}: the top level must be a mapping of keys, got {type(data).__name__}"])
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as exc:
+        raise SuiteError([f"{source}: {line}" for line in _validation_lines(exc, Suite)]) from None
+    problems: list[str] = []
+    lists = {
+        key: _resolve(kind, key, getattr(suite, key), registry, problems)
+        for key, kind in [
+            ("datasets", "dataset"),
+            ("models", "model"),
+            ("attacks", "attack"),
+            ("detectors", "detector"),
+            ("unlearners", "unlearner"),
+        ]
+    }
+    executor = _resolve("executor", "executor", [suite.executor], registry, problems)
+    if problems:
+        raise SuiteError([f"{source}: {line.replace('executor[0]', 'executor')}" for line in problems])
+    if suite.references:
+        if not any(s.name == "oracle" for s in lists["detectors"]) and "oracle" in registry.names("detector"):
+            lists["detectors"].insert(0, ComponentSpec("detector", "oracle", {}))
+        if not any(s.name == "none" for s in lists["unlearners"]) and "none" in registry.names("unlearner"):
+            lists["unlearners"].insert(0, ComponentSpec("unlearner", "none", {}))
+    return ParsedSuite(suite, executor=executor[0], source=source, **lists)
+
+
+def parse_suite(text: str, registry: Registry, source: str = "<suite>") -> ParsedSuite:
+    """Validate suite YAML text."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SuiteError([f"{where}: invalid YAML: {problem}"]) from None
+    return suite_from_dict(data, registry, source)
+
+
+def load_suite(path: str | Path, registry: Registry) -> ParsedSuite:
+    """Read and validate a suite file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError([f"{path}: no such suite file" + (" (it is a folder)" if path.is_dir() else "")])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError([f"{path}: cannot read the file: {exc}"]) from None
+    return parse_suite(text, registry, str(path))

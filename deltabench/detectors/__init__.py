@@ -1,0 +1,1 @@
+"""Poison detectors."""

@@ -1,0 +1,35 @@
+"""Every error deltabench raises on purpose, so callers can catch ours and not the world's."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DeltabenchError",
+    "SuiteError",
+    "RegistryError",
+    "DatasetMissingError",
+    "ComponentError",
+]
+
+
+class DeltabenchError(Exception):
+    """Base class of all deltabench errors."""
+
+
+class SuiteError(DeltabenchError):
+    """A suite file is invalid. ``problems`` holds one human-readable line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class RegistryError(DeltabenchError):
+    """Plugins could not be loaded: a misspelt hook, a duplicate component name, a bad component."""
+
+
+class DatasetMissingError(DeltabenchError):
+    """The files of a dataset are not where the suite says they are."""
+
+
+class ComponentError(DeltabenchError):
+    """A component returned something the runner cannot use (wrong type, out-of-range indices)."""

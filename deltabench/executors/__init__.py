@@ -1,0 +1,1 @@
+"""Executors: how a suite's independent jobs (one per trained victim) are run."""

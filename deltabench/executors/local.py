@@ -1,0 +1,64 @@
+"""Run jobs one after another in this process (the default) or in a pool of worker processes."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+
+from pydantic import Field
+
+from ..components import Executor, Params
+from ..hookspecs import hookimpl
+
+
+class Serial(Executor):
+    """One job at a time, in this process: simplest, and what tests and debugging want."""
+
+    name = "local"
+
+    def map(self, fn, jobs):
+        for i, job in enumerate(jobs):
+            try:
+                yield i, fn(job)
+            except Exception as exc:  # a job's failure is reported, not raised
+                yield i, exc
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+class ProcessPool(Executor):
+    """Jobs spread over worker processes on this machine (each with its own torch threads).
+
+    Workers share the artifact cache on disk, so a killed pool resumes like a serial run.
+    """
+
+    name = "processes"
+
+    class Params(Params):
+        workers: int = Field(0, ge=0, description="worker processes; 0 = one per CPU core")
+        threads_per_worker: int = Field(1, ge=1, description="torch threads in each worker")
+
+    def map(self, fn, jobs):
+        workers = self.params.workers or os.cpu_count() or 1
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(
+            max_workers=min(workers, max(1, len(jobs))),
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(self.params.threads_per_worker,),
+        ) as pool:
+            futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+            for fut in cf.as_completed(futures):
+                exc = fut.exception()
+                yield futures[fut], (exc if exc is not None else fut.result())
+
+
+@hookimpl
+def register_executors(register) -> None:
+    register(Serial)
+    register(ProcessPool)

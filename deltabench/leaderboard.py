@@ -1,0 +1,129 @@
+"""Tables from leaderboard CSVs: victims, detection quality, unlearning outcomes, and a
+paper-style (Figure 3) grid of PSR and clean accuracy per detector and attack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .metrics import SUCCESS_PSR
+
+__all__ = ["load_results", "render_markdown", "summary_tables"]
+
+
+def load_results(folder: str | Path) -> pd.DataFrame:
+    """All rows of every CSV in ``folder`` (or of one CSV file)."""
+    folder = Path(folder)
+    files = [folder] if folder.is_file() else sorted(folder.glob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no leaderboard CSV here (run a suite first)")
+    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+
+
+def _mean_sd(series: pd.Series, scale: float = 100.0, digits: int = 1) -> str:
+    values = series.dropna().astype(float) * scale
+    if values.empty:
+        return "-"
+    if len(values) == 1:
+        return f"{values.iloc[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str, pd.DataFrame]:
+    """Victim, detection, unlearning and Figure-3 tables (means ± sd over seeds, in %)."""
+    ok = frame[frame["status"] == "ok"]
+    tables: dict[str, pd.DataFrame] = {}
+    victims = ok.drop_duplicates(["dataset", "model", "attack", "seed"])
+    tables["victims"] = (
+        victims.groupby(["dataset", "model", "attack"])
+        .apply(
+            lambda g: pd.Series(
+                {
+                    "seeds": g["seed"].nunique(),
+                    "poisons": _mean_sd(g["n_poisons"], 1, 0),
+                    "clean model acc %": _mean_sd(g["clean_model_acc"]),
+                    "victim acc %": _mean_sd(g["victim_clean_acc"]),
+                    "victim PSR %": _mean_sd(g["victim_psr"]),
+                }
+            ),
+            include_groups=False,
+        )
+        .reset_index()
+    )
+    detections = ok.drop_duplicates(["dataset", "model", "attack", "seed", "detector"])
+    tables["detection"] = (
+        detections.groupby(["dataset", "attack", "detector"])
+        .apply(
+            lambda g: pd.Series(
+                {
+                    "flagged": _mean_sd(g["flagged"], 1, 0),
+                    "true poisons": _mean_sd(g["true_poisons_flagged"], 1, 0),
+                    "precision %": _mean_sd(g["precision"]),
+                    "recall %": _mean_sd(g["recall"]),
+                    "detect s": _mean_sd(g["detect_s"], 1, 1),
+                }
+            ),
+            include_groups=False,
+        )
+        .reset_index()
+    )
+    tables["unlearning"] = (
+        ok.groupby(["dataset", "attack", "detector", "unlearner"])
+        .apply(
+            lambda g: pd.Series(
+                {
+                    "PSR %": _mean_sd(g["unlearned_psr"]),
+                    "clean acc %": _mean_sd(g["unlearned_clean_acc"]),
+                    "successes": f"{int(g['success'].astype(bool).sum())}/{len(g)}",
+                }
+            ),
+            include_groups=False,
+        )
+        .reset_index()
+    )
+    fig = ok[ok["unlearner"] == figure_unlearner]
+    if not fig.empty:
+
+        def cell(g: pd.DataFrame) -> str:
+            psr = g["unlearned_psr"].astype(float).mean()
+            mark = "✓" if psr < SUCCESS_PSR else "✗"
+            return f"{mark} {psr * 100:.1f} / {g['unlearned_clean_acc'].astype(float).mean() * 100:.1f}"
+
+        grid = fig.groupby(["detector", "attack"]).apply(cell, include_groups=False).unstack("attack")
+        tables["figure3"] = grid.reset_index()
+    return tables
+
+
+def render_markdown(frame: pd.DataFrame, title: str = "Leaderboard", figure_unlearner: str = "eu") -> str:
+    """A markdown report of :func:`summary_tables`, with failed cells listed at the end."""
+    tables = summary_tables(frame, figure_unlearner)
+    parts = [f"# {title}", ""]
+    seeds = frame["seed"].nunique()
+    parts.append(
+        f"{len(frame)} rows, {seeds} seed(s); means ± sd over seeds. PSR = poison success rate; "
+        f"✓ = PSR below {SUCCESS_PSR:.0%} after unlearning."
+    )
+    headings = {
+        "figure3": f"Unlearning with `{figure_unlearner}` on each detector's flagged set "
+        "(PSR % / clean accuracy %), as in the paper's Figure 3",
+        "victims": "Victims",
+        "detection": "Detection",
+        "unlearning": "Unlearning (per detector's flagged set)",
+    }
+    for key in ("figure3", "victims", "detection", "unlearning"):
+        if key in tables and not tables[key].empty:
+            parts += ["", f"## {headings[key]}", "", tables[key].to_markdown(index=False)]
+    failed = frame[frame["status"] != "ok"]
+    if not failed.empty:
+        parts += ["", "## Failed cells", ""]
+        cols = ["dataset", "attack", "seed", "detector", "unlearner", "error"]
+        parts.append(failed[cols].to_markdown(index=False))
+    return "\n".join(parts) + "\n"
+
+
+def success_counts(frame: pd.DataFrame, unlearner: str = "eu") -> pd.Series:
+    """Per detector: in how many (dataset, attack) settings the mean PSR after unlearning is < 5%."""
+    ok = frame[(frame["status"] == "ok") & (frame["unlearner"] == unlearner)]
+    means = ok.groupby(["detector", "dataset", "attack"])["unlearned_psr"].mean()
+    return (means < SUCCESS_PSR).groupby("detector").sum().astype(int).sort_values(ascending=False)

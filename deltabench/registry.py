@@ -1,0 +1,152 @@
+"""Loads built-in and third-party plugins through pluggy and indexes their components by kind.
+
+Built-in components are registered through the same hooks as installed plugins: every module in
+the built-in component packages is handed to the plugin manager (as pytest does with its default
+plugins), then the ``deltabench`` entry-point group is loaded. ``check_pending`` turns a misspelt
+hook name into a load-time error, and a second component with a taken name is refused.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import pkgutil
+from dataclasses import dataclass
+from functools import cache
+
+import pluggy
+
+from . import hookspecs
+from .components import KINDS, Component
+from .exceptions import RegistryError
+
+__all__ = ["Registry", "ComponentInfo", "load_registry", "closest", "BUILTIN_PACKAGES"]
+
+BUILTIN_PACKAGES = (
+    "deltabench.data",
+    "deltabench.models",
+    "deltabench.attacks",
+    "deltabench.detectors",
+    "deltabench.unlearners",
+    "deltabench.executors",
+)
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """A registered component and where it came from."""
+
+    kind: str
+    name: str
+    cls: type[Component]
+    distribution: str
+
+
+def closest(name: str, choices: list[str] | tuple[str, ...]) -> str | None:
+    """The most similar valid name, for 'did you mean' hints."""
+    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    if match:
+        return match[0]
+    lowered = {c.lower(): c for c in choices}
+    return lowered.get(name.lower())
+
+
+def _distribution_of(cls: type) -> str:
+    top = cls.__module__.split(".")[0]
+    dists = importlib.metadata.packages_distributions().get(top, [])
+    if not dists:
+        return f"{top} (not installed)"
+    name = dists[0]
+    try:
+        return f"{name} {importlib.metadata.version(name)}"
+    except importlib.metadata.PackageNotFoundError:
+        return name
+
+
+class Registry:
+    """All components, by kind and name."""
+
+    def __init__(self, plugin_manager: pluggy.PluginManager) -> None:
+        self.plugin_manager = plugin_manager
+        self._by_kind: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KINDS}
+
+    def _add(self, kind: str, cls: type) -> None:
+        base = KINDS[kind]
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise RegistryError(f"{cls!r} registered as a {kind} is not a subclass of {base.__name__}")
+        if not cls.name:
+            raise RegistryError(f"{cls.__module__}.{cls.__qualname__} has no name")
+        taken = self._by_kind[kind].get(cls.name)
+        if taken is not None and taken.cls is not cls:
+            raise RegistryError(
+                f"duplicate {kind} name '{cls.name}': {cls.__module__}.{cls.__qualname__} "
+                f"and {taken.cls.__module__}.{taken.cls.__qualname__} ({taken.distribution})"
+            )
+        self._by_kind[kind][cls.name] = ComponentInfo(kind, cls.name, cls, _distribution_of(cls))
+
+    def collect(self) -> Registry:
+        for hook_name, kind in hookspecs.HOOK_KINDS.items():
+            hook = getattr(self.plugin_manager.hook, hook_name)
+            hook(register=lambda cls, _kind=kind: self._add(_kind, cls))
+        return self
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._by_kind[kind])
+
+    def all(self) -> list[ComponentInfo]:
+        return [info for kind in KINDS for _, info in sorted(self._by_kind[kind].items())]
+
+    def info(self, kind: str, name: str) -> ComponentInfo:
+        try:
+            return self._by_kind[kind][name]
+        except KeyError:
+            hint = closest(name, self.names(kind))
+            suffix = f"; did you mean '{hint}'?" if hint else ""
+            raise RegistryError(
+                f"unknown {kind} '{name}'{suffix} (available: {', '.join(self.names(kind))})"
+            ) from None
+
+    def get(self, kind: str, name: str) -> type[Component]:
+        return self.info(kind, name).cls
+
+
+def _builtin_modules() -> list[object]:
+    modules = []
+    for package_name in BUILTIN_PACKAGES:
+        package = importlib.import_module(package_name)
+        modules.append(package)
+        for mod in pkgutil.iter_modules(package.__path__, package_name + "."):
+            if not mod.name.rsplit(".", 1)[-1].startswith("_"):
+                modules.append(importlib.import_module(mod.name))
+    return modules
+
+
+def new_plugin_manager(*, entry_points: bool = True, extra_plugins: tuple = ()) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for module in _builtin_modules():
+        pm.register(module)
+    for plugin in extra_plugins:
+        pm.register(plugin)
+    if entry_points:
+        try:
+            pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+        except Exception as exc:  # an installed plugin that fails to import
+            raise RegistryError(f"could not load an installed deltabench plugin: {exc}") from exc
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise RegistryError(f"{exc} (known hooks: {', '.join(hookspecs.HOOK_KINDS)})") from exc
+    return pm
+
+
+def load_registry(*, entry_points: bool = True, extra_plugins: tuple = ()) -> Registry:
+    """Build a fresh registry (tests use ``extra_plugins`` to add in-process plugins)."""
+    return Registry(new_plugin_manager(entry_points=entry_points, extra_plugins=extra_plugins)).collect()
+
+
+@cache
+def default_registry() -> Registry:
+    """The process-wide registry of built-ins plus installed plugins, loaded once."""
+    return load_registry()

@@ -1,0 +1,166 @@
+"""The training loop every stage shares: victims, clean references, retraining, fine-tuning.
+
+It keeps the whole training set as one tensor on the device and draws batches by indexing, with
+the augmentation (random translation, horizontal flip) done batch-wise on the device. For the small
+images of the default suite this avoids the per-sample Python work of a ``DataLoader`` with
+torchvision transforms, which dominates the cost of a small model (see ``benchmarks/``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from tqdm.auto import tqdm
+
+from .artifacts import ImageSet
+
+__all__ = ["TrainingRecipe", "Trainer", "train", "predict", "accuracy", "augment_batch"]
+
+
+class TrainingRecipe(BaseModel):
+    """How victims (and retrained or fine-tuned models) are trained.
+
+    Defaults are the paper's CIFAR recipe: SGD Nesterov, momentum 0.9, lr 0.1, weight decay 5e-4,
+    batch 128, 40 epochs, lr x0.1 at epochs 14, 25 and 35, translation +-4 px and horizontal flips.
+    Milestones are fractions of ``epochs`` so a shortened recipe keeps the schedule's shape.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(40, ge=1, description="passes over the training set")
+    batch_size: int = Field(128, ge=1, description="examples per SGD step")
+    lr: float = Field(0.1, gt=0, description="initial learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    nesterov: bool = Field(True, description="use Nesterov momentum")
+    weight_decay: float = Field(5e-4, ge=0, description="L2 weight decay")
+    milestones: list[float] = Field(
+        [14 / 40, 25 / 40, 35 / 40], description="lr drops, as fractions of the epochs"
+    )
+    gamma: float = Field(0.1, gt=0, description="lr factor at each milestone")
+    translate: int = Field(4, ge=0, description="random translation, in pixels (0 = off)")
+    hflip: bool = Field(True, description="random horizontal flips")
+    bf16: bool = Field(False, description="bf16 autocast (GPU only; ignored on CPU)")
+
+
+def augment_batch(
+    x: torch.Tensor, translate: int, hflip: bool, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random per-image translation (zero padding) and horizontal flip, vectorised over the batch."""
+    n, _, h, w = x.shape
+    if translate > 0:
+        # Each image gets its own shift; images sharing a shift are moved by one slice copy
+        # (at most (2t+1)^2 groups), far cheaper than a per-pixel gather on a CPU.
+        p = translate
+        padded = F.pad(x, (p, p, p, p))
+        shifts = torch.randint(0, 2 * p + 1, (n,), generator=generator) * (2 * p + 1)
+        shifts += torch.randint(0, 2 * p + 1, (n,), generator=generator)
+        out = torch.empty_like(x)
+        for code in shifts.unique().tolist():
+            members = (shifts == code).nonzero().squeeze(1).to(x.device)
+            dy, dx = divmod(code, 2 * p + 1)
+            out[members] = padded[members, :, dy : dy + h, dx : dx + w]
+        x = out
+    if hflip:
+        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
+
+
+def train(
+    model: nn.Module,
+    data: ImageSet,
+    recipe: TrainingRecipe,
+    *,
+    generator: torch.Generator | None = None,
+    epochs: int | None = None,
+    desc: str = "train",
+    on_step: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> nn.Module:
+    """Train ``model`` in place with the recipe; returns it in eval mode.
+
+    ``epochs`` overrides the recipe's count (the schedule scales with it). ``on_step`` replaces the
+    cross-entropy loss by a custom one, ``on_step(model, x, y) -> loss``.
+    """
+    device = next(model.parameters()).device
+    epochs = recipe.epochs if epochs is None else epochs
+    x_all, y_all = data.x.to(device), data.y.to(device)
+    n = len(y_all)
+    steps_per_epoch = max(1, -(-n // recipe.batch_size))
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov and recipe.momentum > 0,
+        weight_decay=recipe.weight_decay,
+    )
+    milestones = sorted({round(m * epochs) * steps_per_epoch for m in recipe.milestones})
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=recipe.gamma)
+    use_bf16 = recipe.bf16 and device.type == "cuda"
+    model.train()
+    for _ in tqdm(range(epochs), desc=desc, leave=False, disable=None):
+        order = torch.randperm(n, generator=generator).to(device)
+        for start in range(0, n, recipe.batch_size):
+            idx = order[start : start + recipe.batch_size]
+            xb = augment_batch(x_all[idx], recipe.translate, recipe.hflip, generator)
+            yb = y_all[idx]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss = on_step(model, xb, yb) if on_step else F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Predicted labels for images ``x`` (on the model's device), returned on the CPU."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def accuracy(model: nn.Module, data: ImageSet) -> float:
+    """Fraction of ``data`` the model labels correctly."""
+    if len(data) == 0:
+        return float("nan")
+    return float((predict(model, data.x) == data.y.cpu()).float().mean())
+
+
+class Trainer:
+    """A model factory bound to a training recipe and a device: what components get to train with.
+
+    Components never pick devices or seed RNGs; the runner hands them a ``Trainer`` whose
+    ``generator`` is already seeded for the stage.
+    """
+
+    def __init__(
+        self,
+        build_model: Callable[[], nn.Module],
+        recipe: TrainingRecipe,
+        device: torch.device,
+        generator: torch.Generator,
+    ) -> None:
+        self._build_model = build_model
+        self.recipe = recipe
+        self.device = device
+        self.generator = generator
+
+    def new_model(self) -> nn.Module:
+        """A freshly initialised model on the device (initialisation drawn from torch's seeded RNG)."""
+        return self._build_model().to(self.device)
+
+    def fit(self, model: nn.Module, data: ImageSet, **kwargs) -> nn.Module:
+        """Train ``model`` on ``data`` with the recipe; keyword arguments as in :func:`train`."""
+        return train(model, data, self.recipe, generator=self.generator, **kwargs)
+
+    def fit_new(self, data: ImageSet, **kwargs) -> nn.Module:
+        """Train a fresh model from scratch on ``data``."""
+        return self.fit(self.new_model(), data, **kwargs)

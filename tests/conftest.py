@@ -1,0 +1,68 @@
+"""Shared fixtures: the real digits data, a fast training recipe and a trained BadNet victim.
+
+Session-scoped so that every test module reuses the same few trained models (CPU budget).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from deltabench.artifacts import Dataset, ImageSet, PoisonedData
+from deltabench.attacks.badnet import BadNet
+from deltabench.components import AttackContext
+from deltabench.data.digits import Digits
+from deltabench.models.small_cnn import SmallCNN
+from deltabench.training import Trainer, TrainingRecipe, predict
+
+warnings.filterwarnings("ignore", message=".*torch.cuda.amp.GradScaler.*", category=FutureWarning)
+
+FAST_RECIPE = TrainingRecipe(epochs=12, batch_size=128, lr=0.1, translate=1, hflip=False)
+
+
+def make_trainer(dataset: Dataset, seed: int = 0, recipe: TrainingRecipe = FAST_RECIPE) -> Trainer:
+    """A CPU trainer for the small CNN on ``dataset``, with torch's global RNG seeded."""
+    torch.manual_seed(seed)
+    family = SmallCNN()
+    return Trainer(
+        lambda: family.build(dataset.image_shape, dataset.num_classes, dataset.mean, dataset.std),
+        recipe,
+        torch.device("cpu"),
+        torch.Generator().manual_seed(seed),
+    )
+
+
+@dataclass
+class Victim:
+    """A poisoned dataset, the model trained on it and its affected test points."""
+
+    dataset: Dataset
+    poisoned: PoisonedData
+    model: torch.nn.Module
+    affected: ImageSet
+    trainer: Trainer
+
+
+def train_victim(dataset: Dataset, poisoned: PoisonedData, seed: int = 0) -> Victim:
+    trainer = make_trainer(dataset, seed)
+    model = trainer.fit_new(poisoned.train)
+    hits = np.flatnonzero(predict(model, poisoned.triggered_test.x).numpy() == poisoned.target_class)
+    affected = poisoned.triggered_test.subset(hits[:1])
+    return Victim(dataset, poisoned, model, affected, trainer)
+
+
+@pytest.fixture(scope="session")
+def digits() -> Dataset:
+    return Digits().load(0)
+
+
+@pytest.fixture(scope="session")
+def badnet_victim(digits: Dataset) -> Victim:
+    """BadNet 8 -> 5 on digits (half of the 8s poisoned), small CNN, fast recipe, seed 0."""
+    attack = BadNet(source=8, target=5, budget=0.5)
+    poisoned = attack.poison(AttackContext(digits, np.random.default_rng(0), make_trainer(digits)))
+    return train_victim(digits, poisoned, seed=0)
