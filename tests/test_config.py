@@ -1,0 +1,125 @@
+"""Suite validation: every bad file gives one readable line per problem and exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from deltabench.cli import app
+from deltabench.config import load_suite, parse_suite
+from deltabench.exceptions import SuiteError
+from deltabench.registry import default_registry
+
+GOOD = {
+    "name": "tiny",
+    "datasets": ["digits"],
+    "models": ["small-cnn"],
+    "training": {"epochs": 1},
+    "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
+    "detectors": ["spectral"],
+    "unlearners": ["eu"],
+}
+
+
+def _with(**changes) -> str:
+    data = {**GOOD, **changes}
+    return yaml.safe_dump({k: v for k, v in data.items() if v is not ...})
+
+
+# (file text, a fragment the one error line must contain)
+BAD_SUITES = {
+    "empty file": ("", "the suite is empty"),
+    "bad yaml": ("name: x\ndatasets: [digits\n", "invalid YAML"),
+    "not a mapping": ("- just\n- a list\n", "top level must be a mapping"),
+    "unknown top-level key": (_with(detectorz=["spectral"]), "unknown key 'detectorz'; did you mean 'detectors'?"),
+    "unknown plugin": (_with(detectors=["spectrl"]), "unknown detector 'spectrl'; did you mean 'spectral'?"),
+    "unknown attack": (_with(attacks=["badnett"]), "unknown attack 'badnett'; did you mean 'badnet'?"),
+    "wrong type": (_with(seeds="zero"), "seeds"),
+    "missing field": (_with(models=...), "missing required key 'models'"),
+    "unknown param": (
+        _with(attacks=[{"name": "badnet", "params": {"budjet": 0.1}}]),
+        "attacks[0].params.budjet: unknown key 'budjet'; did you mean 'budget'?",
+    ),
+    "param out of range": (
+        _with(attacks=[{"name": "badnet", "params": {"budget": -1}}]),
+        "attacks[0].params.budget",
+    ),
+    "bad training key": (_with(training={"epoch": 3}), "training.epoch: unknown key 'epoch'; did you mean 'epochs'?"),
+    "bad device": (_with(device="gpu"), "unknown device 'gpu'"),
+    "empty list": (_with(detectors=[]), "detectors"),
+    "unknown executor": (_with(executor="cluster"), "unknown executor 'cluster'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SUITES))
+def test_bad_suite_gives_one_line_per_problem_and_exit_2(case, tmp_path):
+    text, fragment = BAD_SUITES[case]
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {path}"), lines[0]
+    assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_missing_suite_file(tmp_path):
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "no such suite file" in result.output
+
+
+def test_console_script_exit_code_is_2_without_traceback(tmp_path):
+    path = tmp_path / "suite.yaml"
+    path.write_text(_with(detectors=["spectrl"]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "deltabench", "run", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    assert "did you mean 'spectral'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_several_problems_are_all_reported():
+    text = _with(detectors=["spectrl"], unlearners=["euu"])
+    with pytest.raises(SuiteError) as err:
+        parse_suite(text, default_registry(), "s.yaml")
+    assert len(err.value.problems) == 2
+
+
+def test_list_parameters_expand_into_a_grid():
+    text = _with(attacks=[{"name": "badnet", "params": {"budget": [0.2, 0.5], "target": [3, 5]}}])
+    parsed = parse_suite(text, default_registry())
+    assert sorted((a.params["budget"], a.params["target"]) for a in parsed.attacks) == [
+        (0.2, 3), (0.2, 5), (0.5, 3), (0.5, 5)
+    ]  # fmt: skip
+
+
+def test_a_list_valued_parameter_is_not_mistaken_for_a_grid():
+    pixels = [[-1, -1], [-2, -2]]
+    parsed = parse_suite(_with(attacks=[{"name": "badnet", "params": {"pixels": pixels}}]), default_registry())
+    assert len(parsed.attacks) == 1
+    assert parsed.attacks[0].params["pixels"] == pixels
+    grid = parse_suite(
+        _with(attacks=[{"name": "badnet", "params": {"pixels": [pixels, [[-1, -1]]]}}]), default_registry()
+    )
+    assert len(grid.attacks) == 2
+
+
+def test_references_are_added_and_defaults_resolved():
+    parsed = parse_suite(_with(), default_registry())
+    assert [d.name for d in parsed.detectors] == ["oracle", "spectral"]
+    assert [u.name for u in parsed.unlearners] == ["none", "eu"]
+    assert parsed.attacks[0].params["source"] == 8  # defaults are filled in and recorded
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.joinpath("suites").glob("*.yaml")))
+def test_shipped_suites_are_valid(path):
+    load_suite(path, default_registry())

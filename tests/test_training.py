@@ -1,0 +1,36 @@
+"""The shared training loop and its batch-wise augmentation."""
+
+from __future__ import annotations
+
+import torch
+
+from deltabench.training import augment_batch
+
+
+def test_translation_moves_each_image_by_at_most_t_pixels():
+    x = torch.zeros(64, 1, 8, 8)
+    x[:, :, 3, 4] = 1.0
+    out = augment_batch(x, translate=2, hflip=False, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    positions = out[:, 0].flatten(1).argmax(1)
+    rows, cols = positions // 8, positions % 8
+    assert ((rows - 3).abs() <= 2).all() and ((cols - 4).abs() <= 2).all()
+    assert (out.flatten(1).sum(1) == 1).all()  # the pixel never falls off at t=2
+    assert len(set(zip(rows.tolist(), cols.tolist()))) > 10  # shifts differ across the batch
+
+
+def test_flip_mirrors_about_half_the_batch():
+    x = torch.arange(8.0).view(1, 1, 1, 8).repeat(400, 1, 1, 1)
+    out = augment_batch(x, translate=0, hflip=True, generator=torch.Generator().manual_seed(0))
+    flipped = (out[:, 0, 0, 0] == 7).float().mean()
+    assert 0.4 < flipped < 0.6
+    assert ((out[:, 0, 0, 0] == 0) | (out[:, 0, 0, 0] == 7)).all()
+
+
+def test_training_is_reproducible_with_a_seed(digits):
+    from .conftest import make_trainer
+
+    a = make_trainer(digits, seed=3).fit_new(digits.train.subset(range(300)), epochs=1)
+    b = make_trainer(digits, seed=3).fit_new(digits.train.subset(range(300)), epochs=1)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
