@@ -34,7 +34,11 @@ class _Augmented(Dataset):
 def plain_pytorch_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     loader = DataLoader(_Augmented(x, y), batch_size=RECIPE.batch_size, shuffle=True)
     opt = torch.optim.SGD(
-        model.parameters(), lr=RECIPE.lr, momentum=RECIPE.momentum, nesterov=True, weight_decay=RECIPE.weight_decay
+        model.parameters(),
+        lr=RECIPE.lr,
+        momentum=RECIPE.momentum,
+        nesterov=True,
+        weight_decay=RECIPE.weight_decay,
     )
     model.train()
     for _ in range(RECIPE.epochs):

@@ -36,7 +36,10 @@ BAD_SUITES = {
     "empty file": ("", "the suite is empty"),
     "bad yaml": ("name: x\ndatasets: [digits\n", "invalid YAML"),
     "not a mapping": ("- just\n- a list\n", "top level must be a mapping"),
-    "unknown top-level key": (_with(detectorz=["spectral"]), "unknown key 'detectorz'; did you mean 'detectors'?"),
+    "unknown top-level key": (
+        _with(detectorz=["spectral"]),
+        "unknown key 'detectorz'; did you mean 'detectors'?",
+    ),
     "unknown plugin": (_with(detectors=["spectrl"]), "unknown detector 'spectrl'; did you mean 'spectral'?"),
     "unknown attack": (_with(attacks=["badnett"]), "unknown attack 'badnett'; did you mean 'badnet'?"),
     "wrong type": (_with(seeds="zero"), "seeds"),
@@ -49,7 +52,10 @@ BAD_SUITES = {
         _with(attacks=[{"name": "badnet", "params": {"budget": -1}}]),
         "attacks[0].params.budget",
     ),
-    "bad training key": (_with(training={"epoch": 3}), "training.epoch: unknown key 'epoch'; did you mean 'epochs'?"),
+    "bad training key": (
+        _with(training={"epoch": 3}),
+        "training.epoch: unknown key 'epoch'; did you mean 'epochs'?",
+    ),
     "bad device": (_with(device="gpu"), "unknown device 'gpu'"),
     "empty list": (_with(detectors=[]), "detectors"),
     "unknown executor": (_with(executor="cluster"), "unknown executor 'cluster'"),
@@ -104,7 +110,9 @@ def test_list_parameters_expand_into_a_grid():
 
 def test_a_list_valued_parameter_is_not_mistaken_for_a_grid():
     pixels = [[-1, -1], [-2, -2]]
-    parsed = parse_suite(_with(attacks=[{"name": "badnet", "params": {"pixels": pixels}}]), default_registry())
+    parsed = parse_suite(
+        _with(attacks=[{"name": "badnet", "params": {"pixels": pixels}}]), default_registry()
+    )
     assert len(parsed.attacks) == 1
     assert parsed.attacks[0].params["pixels"] == pixels
     grid = parse_suite(

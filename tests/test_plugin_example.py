@@ -31,13 +31,19 @@ def plugin_env(tmp_path_factory) -> dict[str, str]:
 
 def test_plugins_lists_the_example_with_its_distribution(plugin_env):
     out = subprocess.run(
-        [sys.executable, "-m", "deltabench", "plugins"], env=plugin_env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "deltabench", "plugins"],
+        env=plugin_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     line = next(line for line in out.stdout.splitlines() if "high-loss" in line)
     assert line.startswith("detector") and "[deltabench-highloss 0.1.0]" in line
     assert "fraction = 0.05" in out.stdout
-    assert any(line.startswith("detector  spectral") or "spectral" in line for line in out.stdout.splitlines())
+    assert any(
+        line.startswith("detector  spectral") or "spectral" in line for line in out.stdout.splitlines()
+    )
 
 
 def test_a_suite_runs_with_the_example_detector(plugin_env, tmp_path):

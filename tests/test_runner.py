@@ -58,7 +58,9 @@ def test_rerun_computes_nothing_and_adding_a_detector_trains_no_victim(tmp_path)
     pd.testing.assert_frame_equal(pd.read_csv(again.output), rows)
     assert artifact_times(cache, "unlearn") == unlearned
 
-    more = tiny_suite(tmp_path, detectors=["spectral", {"name": "spectral", "params": {"expected_poison_rate": 0.3}}])
+    more = tiny_suite(
+        tmp_path, detectors=["spectral", {"name": "spectral", "params": {"expected_poison_rate": 0.3}}]
+    )
     grown = run_suite(suite_from_dict(more, registry), registry=registry)
     assert grown.computed == 2 and grown.rows == 6
     assert artifact_times(cache, "victim") == victims  # no victim retrained
@@ -113,9 +115,13 @@ def test_a_crashing_plugin_fails_only_its_own_cells(tmp_path):
     def register_unlearners(register):
         register(ExplodingUnlearner)
 
-    plugin = types.SimpleNamespace(register_detectors=register_detectors, register_unlearners=register_unlearners)
+    plugin = types.SimpleNamespace(
+        register_detectors=register_detectors, register_unlearners=register_unlearners
+    )
     registry = load_registry(entry_points=False, extra_plugins=(plugin,))
-    suite = tiny_suite(tmp_path, detectors=["exploding", "spectral"], unlearners=["exploding-unlearner", "eu"])
+    suite = tiny_suite(
+        tmp_path, detectors=["exploding", "spectral"], unlearners=["exploding-unlearner", "eu"]
+    )
     summary = run_suite(suite_from_dict(suite, registry), registry=registry)
     rows = pd.read_csv(summary.output)
     assert len(rows) == 3 * 3  # {oracle, exploding, spectral} x {none, exploding-unlearner, eu}
@@ -131,7 +137,9 @@ def test_a_crashing_plugin_fails_only_its_own_cells(tmp_path):
 def test_missing_dataset_folder_is_a_recorded_cell_failure(tmp_path):
     pytest.importorskip("deltabench.data.cifar")
     registry = default_registry()
-    suite = tiny_suite(tmp_path, datasets=[{"name": "cifar10", "params": {"root": str(tmp_path / "nowhere")}}])
+    suite = tiny_suite(
+        tmp_path, datasets=[{"name": "cifar10", "params": {"root": str(tmp_path / "nowhere")}}]
+    )
     summary = run_suite(suite_from_dict(suite, registry), registry=registry)
     rows = pd.read_csv(summary.output)
     assert (rows["status"] == "failed").all()

@@ -18,10 +18,12 @@ class HighLoss(Detector):
 
     def detect(self, ctx: DetectionContext) -> Detection:
         with torch.no_grad():  # in batches, so large training sets fit on a GPU
-            loss = torch.cat([
-                F.cross_entropy(ctx.model(xb.to(ctx.device)), yb.to(ctx.device), reduction="none").cpu()
-                for xb, yb in zip(ctx.train.x.split(1024), ctx.train.y.split(1024))
-            ]).numpy()
+            loss = torch.cat(
+                [
+                    F.cross_entropy(ctx.model(xb.to(ctx.device)), yb.to(ctx.device), reduction="none").cpu()
+                    for xb, yb in zip(ctx.train.x.split(1024), ctx.train.y.split(1024))
+                ]
+            ).numpy()
         k = max(1, round(self.params.fraction * len(loss)))
         return Detection(np.argsort(-loss)[:k], scores={"loss": loss})
 
