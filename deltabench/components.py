@@ -154,6 +154,8 @@ class Detector(Component):
     """Finds the training points responsible for the affected test point(s)."""
 
     kind = "detector"
+    #: reference detectors only: the runner then puts the true poison indices in ``ctx.extras``
+    needs_ground_truth: ClassVar[bool] = False
 
     def detect(self, ctx: DetectionContext) -> Detection:
         raise NotImplementedError

@@ -9,6 +9,7 @@ every finished stage, and the CSV is rewritten atomically after each job so no f
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import subprocess
@@ -269,6 +270,9 @@ class _JobState:
                     "the victim sends no triggered test input to the target class, so there is no "
                     "affected test point to start detection from"
                 )
+            # a private copy (some libraries wrap layers in place), made before seeding so that a
+            # cached victim and a fresh one leave the RNG in the same state
+            victim = copy.deepcopy(self.victim_model())
             rng, gen = _seeded(key)
             detector = self._make("detector", spec)
             triggered = data.triggered_test
@@ -276,7 +280,7 @@ class _JobState:
             if getattr(detector, "needs_ground_truth", False):
                 extras["true_poisons"] = data.poison_indices.copy()
             ctx = DetectionContext(
-                model=self.victim_model(),
+                model=victim,
                 train=data.train,
                 affected=triggered.subset(affected_idx),
                 num_classes=self.dataset.num_classes,
@@ -298,10 +302,9 @@ class _JobState:
 
         def compute() -> dict:
             data: PoisonedData = self.poisoned["data"]
-            rng, gen = _seeded(key)
             victim = self.victim_model()
-            model = self.trainer(gen).new_model()
-            model.load_state_dict(victim.state_dict())  # unlearners may change weights in place
+            rng, gen = _seeded(key)
+            model = copy.deepcopy(victim)  # unlearners may change weights in place
             retain = np.setdiff1d(np.arange(len(data.train)), flagged)
             ctx = UnlearningContext(
                 model=model.eval(),
