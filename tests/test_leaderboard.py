@@ -1,0 +1,51 @@
+"""Leaderboard tables: seed aggregation, the Figure-3 marks, failed cells listed."""
+
+from __future__ import annotations
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from deltabench.cli import app
+from deltabench.leaderboard import render_markdown, success_counts, summary_tables
+
+
+def _rows() -> pd.DataFrame:
+    base = {"dataset": "digits", "model": "small-cnn", "attack": "badnet", "status": "ok", "error": "",
+            "n_poisons": 60, "clean_model_acc": 0.99, "victim_clean_acc": 0.98, "victim_psr": 1.0,
+            "detect_s": 0.1}  # fmt: skip
+    rows = []
+    for seed, (oracle_psr, spectral_psr) in enumerate([(0.0, 0.9), (0.02, 0.5)]):
+        for det, psr, flagged, hits in [("oracle", oracle_psr, 60, 60), ("spectral", spectral_psr, 90, 30)]:
+            rows.append({**base, "seed": seed, "detector": det, "unlearner": "eu", "unlearned_psr": psr,
+                         "unlearned_clean_acc": 0.97, "success": psr < 0.05, "flagged": flagged,
+                         "true_poisons_flagged": hits, "precision": hits / flagged, "recall": hits / 60})  # fmt: skip
+    rows.append({**base, "seed": 0, "detector": "broken", "unlearner": "eu", "status": "failed",
+                 "error": "RuntimeError: boom"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_tables_average_over_seeds_and_mark_success():
+    tables = summary_tables(_rows())
+    fig = tables["figure3"].set_index("detector")
+    assert fig.loc["oracle", "badnet"].startswith("✓ 1.0")  # mean PSR 1 % < 5 %
+    assert fig.loc["spectral", "badnet"].startswith("✗ 70.0")
+    det = tables["detection"].set_index("detector")
+    assert det.loc["spectral", "recall %"] == "50.0 ± 0.0"
+    unl = tables["unlearning"].set_index("detector")
+    assert unl.loc["oracle", "successes"] == "2/2"
+    assert success_counts(_rows()).to_dict() == {"oracle": 1, "spectral": 0}
+
+
+def test_markdown_lists_failed_cells():
+    text = render_markdown(_rows(), "T")
+    assert text.startswith("# T")
+    assert "## Failed cells" in text and "RuntimeError: boom" in text
+
+
+def test_cli_renders_a_folder_and_reports_a_missing_one(tmp_path):
+    _rows().to_csv(tmp_path / "results.csv", index=False)
+    result = CliRunner().invoke(app, ["leaderboard", str(tmp_path), "--write"])
+    assert result.exit_code == 0 and "Detection" in result.output
+    assert (tmp_path / "leaderboard.md").is_file()
+    missing = CliRunner().invoke(app, ["leaderboard", str(tmp_path / "none")])
+    assert missing.exit_code == 2 and "no leaderboard CSV" in missing.output
