@@ -1,0 +1,196 @@
+"""Witches' Brew (Geiping et al. 2021): clean-label targeted poisoning by gradient matching.
+
+The attacker wants one test image (the *target*, of some class) classified as the *intended*
+class. It perturbs a budget of intended-class training images within an l_inf ball, keeping
+their (correct) labels, so that the training gradient of the poisons points where the gradient of
+"target image -> intended class" points: training on the poisons then moves the model towards
+the attacker's goal. The victim is retrained from scratch on the poisoned set by the runner.
+
+The brewing recipe is the paper's: a clean surrogate (the suite's model and recipe, via
+``ctx.trainer``), random init, signed Adam for 250 steps with lr x0.1 at 250/2.667, 250/1.6 and
+250/1.142, loss ``1 - cos(grad poisons, grad target)`` over all parameters, differentiable
+augmentation (random translation; flips where the recipe flips) while brewing, R restarts keeping
+the one with the lowest matching loss. Poisons are processed in batches; each step averages the
+per-batch losses' gradients (as the reference code does) before the signed Adam update.
+
+Step size: the reference code works in normalised space with ``eps/255/std`` and lr
+``tau = 0.1 * eps/255/std``. A pixel-space perturbation is the normalised one times ``std``, so the
+same step in pixel units is ``0.1 * eps`` with ``eps`` given in pixel units (16/255 by default).
+
+Deviations (see docs/attacks.md): the surrogate is the suite's model, not a separately chosen one;
+the target is chosen by the seed among test images of other classes that the surrogate classifies
+correctly (or given); the poison gradient uses the surrogate in eval mode (batch-norm statistics
+frozen) so a step does not depend on which poisons share a batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from ..artifacts import ImageSet, PoisonedData
+from ..components import Attack, AttackContext, Params
+from ..hookspecs import hookimpl
+from ..training import augment_batch, predict
+
+__all__ = ["WitchesBrew", "gradient_matching_loss"]
+
+LR_DROPS = (1 / 2.667, 1 / 1.6, 1 / 1.142)  # fractions of the steps where the lr drops x0.1
+
+
+def _param_grad(model: nn.Module, loss: torch.Tensor, create_graph: bool) -> list[torch.Tensor]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    return list(torch.autograd.grad(loss, params, create_graph=create_graph))
+
+
+def gradient_matching_loss(poison_grad: list[torch.Tensor], target_grad: list[torch.Tensor]) -> torch.Tensor:
+    """``1 - cos`` between two parameter gradients, each flattened over all parameters."""
+    dot = sum((p * t).sum() for p, t in zip(poison_grad, target_grad, strict=True))
+    pn = sum(p.pow(2).sum() for p in poison_grad).sqrt()
+    tn = sum(t.pow(2).sum() for t in target_grad).sqrt()
+    return 1 - dot / (pn * tn + 1e-12)
+
+
+class WitchesBrew(Attack):
+    """Witches' Brew gradient matching: clean-label poisons that make one target image misclassified."""
+
+    name = "witches-brew"
+
+    class Params(Params):
+        intended_class: int | None = Field(
+            None, ge=0, description="class the target should be given (null: drawn from the seed)"
+        )
+        target_index: int | None = Field(
+            None,
+            ge=0,
+            description="test index of the target image (null: drawn from the seed among test images "
+            "of other classes that the surrogate classifies correctly)",
+        )
+        budget: float = Field(
+            0.1,
+            gt=0,
+            description="poisons: a fraction (<1) of the whole training set, or a count; capped by "
+            "the intended class's size",
+        )
+        eps: float = Field(16 / 255, gt=0, le=1, description="l_inf bound in pixel units")
+        steps: int = Field(250, ge=1, description="signed-Adam steps per restart")
+        restarts: int = Field(2, ge=1, description="independent brews; the lowest matching loss wins")
+        tau: float = Field(0.1, gt=0, description="step size as a fraction of eps (paper: 0.1)")
+        batch_size: int = Field(128, ge=1, description="poisons per gradient-matching batch")
+        augment: bool = Field(True, description="differentiable augmentation (recipe's translation/flip)")
+        surrogate_epochs: int | None = Field(
+            None, ge=1, description="epochs of the clean surrogate (null: the suite's recipe)"
+        )
+
+    def _choose(self, ctx: AttackContext, surrogate: nn.Module) -> tuple[int, int]:
+        p = self.params
+        data = ctx.dataset
+        k = data.num_classes
+        if p.target_index is not None:
+            if p.target_index >= len(data.test):
+                raise ValueError(f"target_index must be < {len(data.test)}")
+            true = int(data.test.y[p.target_index])
+            intended = p.intended_class
+            if intended is None:
+                intended = int(ctx.rng.choice([c for c in range(k) if c != true]))
+            if intended == true:
+                raise ValueError("the intended class must differ from the target image's class")
+            return p.target_index, intended
+        intended = int(ctx.rng.integers(k)) if p.intended_class is None else p.intended_class
+        if intended >= k:
+            raise ValueError(f"intended_class must be < {k}")
+        correct = predict(surrogate, data.test.x).numpy() == data.test.y.numpy()
+        pool = np.flatnonzero((data.test.y.numpy() != intended) & correct)
+        if pool.size == 0:
+            pool = np.flatnonzero(data.test.y.numpy() != intended)
+        return int(ctx.rng.choice(pool)), intended
+
+    def poison(self, ctx: AttackContext) -> PoisonedData:
+        p = self.params
+        data = ctx.dataset
+        device = ctx.device
+        gen = ctx.trainer.generator
+        surrogate = ctx.trainer.fit_new(data.train, epochs=p.surrogate_epochs, desc="brew surrogate")
+        surrogate.eval()
+        target_index, intended = self._choose(ctx, surrogate)
+        candidates = np.flatnonzero(data.train.y.numpy() == intended)
+        count = round(p.budget * len(data.train)) if p.budget < 1 else int(p.budget)
+        count = max(1, min(count, candidates.size))
+        poison_idx = np.sort(ctx.rng.choice(candidates, size=count, replace=False))
+
+        x_t = data.test.x[target_index : target_index + 1].to(device)
+        y_t = torch.tensor([intended], device=device)
+        target_grad = [
+            g.detach() for g in _param_grad(surrogate, F.cross_entropy(surrogate(x_t), y_t), False)
+        ]
+        x_p = data.train.x[poison_idx].to(device)
+        y_p = data.train.y[poison_idx].to(device)
+
+        best_delta, best_loss, losses = None, float("inf"), []
+        for _ in range(p.restarts):
+            delta, loss = self._brew(surrogate, x_p, y_p, target_grad, ctx, gen)
+            losses.append(loss)
+            if loss < best_loss:
+                best_delta, best_loss = delta, loss
+
+        train = data.train.clone()
+        train.x[torch.from_numpy(poison_idx)] = (x_p + best_delta).clamp(0, 1).cpu()
+        triggered = ImageSet(data.test.x[target_index : target_index + 1].clone(), torch.tensor([intended]))
+        info = {
+            "poison_count": count,
+            "target_index": target_index,
+            "matching_loss": best_loss,
+            "clean_matching_loss": self._full_loss(surrogate, x_p, y_p, target_grad),
+            "restart_losses": losses,
+            "surrogate_target_pred": int(predict(surrogate, triggered.x)[0]),
+        }
+        return PoisonedData(train, poison_idx, triggered, intended, int(data.test.y[target_index]), info)
+
+    def _matching_loss(self, surrogate, xb, yb, target_grad, ctx, gen) -> torch.Tensor:
+        recipe = ctx.trainer.recipe
+        if self.params.augment:
+            xb = augment_batch(xb, recipe.translate, recipe.hflip, gen)
+        grad = _param_grad(surrogate, F.cross_entropy(surrogate(xb), yb), True)
+        return gradient_matching_loss(grad, target_grad)
+
+    def _brew(self, surrogate, x_p, y_p, target_grad, ctx, gen) -> tuple[torch.Tensor, float]:
+        """One restart: returns the perturbation and its final matching loss (without augmentation)."""
+        p = self.params
+        n = len(x_p)
+        delta = (torch.randn(x_p.shape, generator=gen).to(x_p.device) * p.eps).clamp(-p.eps, p.eps)
+        delta = ((x_p + delta).clamp(0, 1) - x_p).requires_grad_(True)
+        opt = torch.optim.Adam([delta], lr=p.tau * p.eps)
+        drops = sorted({max(1, int(p.steps * f)) for f in LR_DROPS})
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=drops, gamma=0.1)
+        for _ in range(p.steps):
+            opt.zero_grad(set_to_none=True)
+            for start in range(0, n, p.batch_size):
+                sl = slice(start, start + p.batch_size)
+                loss = self._matching_loss(surrogate, x_p[sl] + delta[sl], y_p[sl], target_grad, ctx, gen)
+                loss.backward()
+            with torch.no_grad():
+                delta.grad.sign_()
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                delta.clamp_(-p.eps, p.eps)
+                delta.copy_((x_p + delta).clamp(0, 1) - x_p)
+        delta = delta.detach()
+        return delta, self._full_loss(surrogate, x_p + delta, y_p, target_grad)
+
+    def _full_loss(self, surrogate, x, y, target_grad) -> float:
+        """Matching loss of the whole poison set, batch by batch, without augmentation."""
+        total = 0.0
+        for start in range(0, len(x), self.params.batch_size):
+            sl = slice(start, start + self.params.batch_size)
+            grad = _param_grad(surrogate, F.cross_entropy(surrogate(x[sl]), y[sl]), False)
+            total += float(gradient_matching_loss(grad, target_grad)) * len(y[sl]) / len(x)
+        return total
+
+
+@hookimpl
+def register_attacks(register) -> None:
+    register(WitchesBrew)

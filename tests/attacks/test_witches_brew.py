@@ -1,0 +1,62 @@
+"""Witches' Brew: clean-label, bounded poisons of the intended class that match the target gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_trainer
+
+from deltabench.attacks.witches_brew import WitchesBrew, gradient_matching_loss
+from deltabench.components import AttackContext
+
+FAST = dict(steps=12, restarts=1, surrogate_epochs=4)
+
+
+def brew(digits, seed=0, **params):
+    attack = WitchesBrew(**{**FAST, **params})
+    return attack.poison(AttackContext(digits, np.random.default_rng(seed), make_trainer(digits, seed)))
+
+
+def test_gradient_matching_loss_known_values():
+    g = [torch.tensor([1.0, 2.0]), torch.tensor([[3.0]])]
+    assert float(gradient_matching_loss(g, g)) == pytest.approx(0.0, abs=1e-6)
+    assert float(gradient_matching_loss(g, [-t for t in g])) == pytest.approx(2.0, abs=1e-6)
+    assert float(gradient_matching_loss(g, [torch.tensor([2.0, -1.0]), torch.tensor([[0.0]])])) == (
+        pytest.approx(1.0, abs=1e-6)
+    )
+
+
+def test_poisons_are_clean_label_bounded_and_budgeted(digits):
+    eps = 16 / 255
+    data = brew(digits, seed=1, eps=eps, budget=40, intended_class=3)
+    idx = data.poison_indices
+    assert idx.size == 40 and (digits.train.y[idx] == 3).all()
+    assert torch.equal(data.train.y, digits.train.y)  # labels unchanged everywhere
+    diff = data.train.x - digits.train.x
+    assert float(diff.abs().max()) <= eps + 1e-6
+    assert float(data.train.x.min()) >= 0 and float(data.train.x.max()) <= 1
+    changed = np.flatnonzero(diff.flatten(1).abs().amax(1).numpy() > 0)
+    assert set(changed) <= set(idx) and changed.size > 0.9 * idx.size
+    # The triggered test set is the single target, labelled with the intended class.
+    t = data.info["target_index"]
+    assert len(data.triggered_test) == 1 and int(data.triggered_test.y[0]) == 3
+    assert torch.equal(data.triggered_test.x[0], digits.test.x[t])
+    assert data.target_class == 3 and data.source_class == int(digits.test.y[t]) != 3
+
+
+def test_default_budget_is_a_tenth_capped_by_the_class(digits):
+    data = brew(digits, seed=0, steps=1, intended_class=2)
+    assert data.poison_indices.size == min(round(0.1 * len(digits.train)), int((digits.train.y == 2).sum()))
+
+
+def test_brewing_aligns_the_gradients_and_is_deterministic(digits):
+    a = brew(digits, seed=2, restarts=2)
+    b = brew(digits, seed=2, restarts=2)
+    assert torch.equal(a.train.x, b.train.x) and np.array_equal(a.poison_indices, b.poison_indices)
+    assert a.info["target_index"] == b.info["target_index"]
+    assert a.info["matching_loss"] == min(a.info["restart_losses"]) and len(a.info["restart_losses"]) == 2
+    # Clean intended-class images already pull the head the same way; brewing must align it more.
+    assert a.info["matching_loss"] < 0.9 * a.info["clean_matching_loss"]
+    c = brew(digits, seed=3)
+    assert c.info["target_index"] != a.info["target_index"] or not torch.equal(c.train.x, a.train.x)
