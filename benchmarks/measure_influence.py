@@ -70,10 +70,17 @@ def run(seed: int) -> dict:
     for cls in (InfluenceThreshold, TrakThreshold):
         d = cls().detect(ctx)
         out[cls.name] = detection_metrics(d.flagged, pi)
-    retain = np.setdiff1d(np.arange(len(poisoned.train)), det.flagged)
-    eu = trainer(ds, seed + 1000).fit_new(poisoned.train.subset(retain))
-    out["eu_psr"] = poison_success_rate(eu, poisoned.triggered_test)
-    out["eu_acc"] = accuracy(eu, ds.test)
+    clean_flagged = np.setdiff1d(det.flagged, pi)
+    out["clean_flagged_by_class"] = np.bincount(
+        poisoned.train.y[clean_flagged].numpy(), minlength=10
+    ).tolist()
+    mi = DeltaInfluence(variant="MI").detect(ctx)
+    out["delta_influence_MI"] = detection_metrics(mi.flagged, pi)
+    for label, flagged in (("", det.flagged), ("_MI", mi.flagged), ("_oracle", pi)):
+        retain = np.setdiff1d(np.arange(len(poisoned.train)), flagged)
+        eu = trainer(ds, seed + 1000).fit_new(poisoned.train.subset(retain))
+        out[f"eu{label}_psr"] = poison_success_rate(eu, poisoned.triggered_test)
+        out[f"eu{label}_acc"] = accuracy(eu, ds.test)
     return out
 
 
