@@ -1,0 +1,56 @@
+"""Peak memory of one Δ-Influence detection at a given training-set size, in a fresh process.
+
+``python benchmarks/detect_peak_memory.py N`` prints JSON: the peak RSS of the process before the
+detection (data, victim, imports) and after it, in MB. N above 1,257 tiles the digits training set
+(copies of the same images), which is enough to see how memory scales with n. A fresh process per
+size keeps the allocator's reuse of freed memory from hiding the growth.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+
+from deltabench.artifacts import ImageSet
+from deltabench.attacks.badnet import BadNet
+from deltabench.components import AttackContext, DetectionContext
+from deltabench.data.digits import Digits
+from deltabench.detectors.delta_influence import DeltaInfluence
+from deltabench.training import predict
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from measure_influence import trainer  # noqa: E402
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(n: int) -> None:
+    torch.set_num_threads(1)
+    ds = Digits().load(0)
+    poisoned = BadNet(source=8, target=5, budget=0.5).poison(
+        AttackContext(ds, np.random.default_rng(0), trainer(ds, 0))
+    )
+    victim = trainer(ds, 0).fit_new(poisoned.train)
+    hits = np.flatnonzero(predict(victim, poisoned.triggered_test.x).numpy() == poisoned.target_class)
+    reps = -(-n // len(poisoned.train))
+    idx = np.arange(reps * len(poisoned.train))[:n] % len(poisoned.train)
+    train = ImageSet(poisoned.train.x[idx].clone(), poisoned.train.y[idx].clone())
+    ctx = DetectionContext(
+        victim, train, poisoned.triggered_test.subset(hits[:1]), 10, np.random.default_rng(0), trainer(ds, 0)
+    )
+    before = peak_mb()
+    t0 = time.perf_counter()
+    DeltaInfluence().detect(ctx)
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"n": n, "peak_before_mb": before, "peak_after_mb": peak_mb(), "seconds": seconds}))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))

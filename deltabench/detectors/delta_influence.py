@@ -1,0 +1,123 @@
+"""Δ-Influence (Li et al. 2024): flag the training points whose influence collapses under transforms.
+
+For the affected point (x, y_target), ``old[i]`` is training point i's influence on it. T auxiliary
+queries each apply one random transform of :mod:`deltabench.influence.transforms` to x (in pixel
+space) and take a random label != y_target; ``new[t, i]`` is i's influence on query t and
+``delta = new - old``. A poison supports exactly the (trigger -> target) shortcut, so its influence
+collapses on (nearly) every auxiliary query; a clean point's moves both ways. Flag i when
+``count_t(delta[t, i] < th) >= T - n_tolerate``.
+
+All queries (the affected points and all their auxiliary queries) are scored in ONE pass over the
+training set; the paper's code made one influence call per query, recomputing the training
+gradients each time.
+
+Several affected points (ours; the paper has one): each gets its own T auxiliary queries and its
+own flag set; ``combine`` merges them: ``union`` (default: with one point all three are the same;
+with more, union keeps recall, which is what PSR needs), ``intersection``, or ``pooled`` (count over
+all k*T deltas, flag when >= k*(T - n_tolerate)).
+
+Variants (paper's ablations): MM = transform and relabel (the method), MI = transform only (label
+stays y_target), ML = relabel only (image unchanged).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from ..artifacts import Detection, ImageSet
+from ..components import DetectionContext, Detector
+from ..hookspecs import hookimpl
+from ..influence.detector_support import EngineParams, engine_for
+from ..influence.transforms import apply_transform, available_transforms
+
+__all__ = ["DeltaInfluence", "auxiliary_queries", "collapse_flags"]
+
+
+def auxiliary_queries(
+    affected: ImageSet,
+    num_classes: int,
+    per_point: int,
+    variant: str,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+) -> tuple[ImageSet, list[str]]:
+    """``per_point`` transformed / relabelled queries per affected point, point-major order."""
+    xs, ys, names = [], [], []
+    choices = available_transforms(affected.x.shape[1])
+    for x, y in zip(affected.x, affected.y.tolist(), strict=True):
+        others = np.array([c for c in range(num_classes) if c != y])
+        for _ in range(per_point):
+            name = "none"
+            x_t = x
+            if variant in ("MM", "MI"):
+                name = str(rng.choice(choices))
+                x_t = apply_transform(name, x, rng, gen)
+            y_t = int(rng.choice(others)) if variant in ("MM", "ML") else y
+            xs.append(x_t)
+            ys.append(y_t)
+            names.append(name)
+    return ImageSet(torch.stack(xs), torch.tensor(ys, dtype=torch.long)), names
+
+
+def collapse_flags(delta: np.ndarray, th: float, n_tolerate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per training point: how many of the T deltas fall below ``th``, and whether that is enough."""
+    counts = (delta < th).sum(axis=0)
+    return counts, counts >= delta.shape[0] - n_tolerate
+
+
+class DeltaInfluence(Detector):
+    """Δ-Influence: flag points whose influence on the affected point collapses under transforms."""
+
+    name = "delta-influence"
+
+    class Params(EngineParams):
+        T: int = Field(50, ge=1, description="auxiliary queries per affected point (50 in the paper)")
+        th: float = Field(0.0, description="a delta below th counts as a collapse")
+        n_tolerate: int = Field(2, ge=0, description="auxiliary queries allowed not to collapse")
+        variant: Literal["MM", "MI", "ML"] = Field(
+            "MM", description="MM: transform + relabel (method); MI: image only; ML: label only"
+        )
+        combine: Literal["union", "intersection", "pooled"] = Field(
+            "union", description="how flags of several affected points merge"
+        )
+
+    def detect(self, ctx: DetectionContext) -> Detection:
+        p = self.params
+        k = len(ctx.affected)
+        aux, names = auxiliary_queries(
+            ctx.affected, ctx.num_classes, p.T, p.variant, ctx.rng, ctx.trainer.generator
+        )
+        queries = ImageSet(torch.cat([ctx.affected.x, aux.x]), torch.cat([ctx.affected.y, aux.y]))
+        scores = engine_for(ctx, p).scores(queries)  # one pass: (k + k*T, n)
+        old, new = scores[:k], scores[k:].reshape(k, p.T, -1)
+        delta = new - old[:, None, :]
+        per_point = [collapse_flags(delta[j], p.th, p.n_tolerate) for j in range(k)]
+        if p.combine == "pooled":
+            counts, flags = collapse_flags(delta.reshape(k * p.T, -1), p.th, k * p.n_tolerate)
+        else:
+            counts = np.sum([c for c, _ in per_point], axis=0)
+            stack = np.stack([f for _, f in per_point])
+            flags = stack.any(0) if p.combine == "union" else stack.all(0)
+        flat = delta.reshape(k * p.T, -1)
+        return Detection(
+            np.flatnonzero(flags),
+            {
+                "old": old.mean(0),
+                "collapse_count": counts.astype(np.int32),
+                "median_delta": np.median(flat, axis=0),
+                "old_matrix": old.astype(np.float32),
+                "new_matrix": new.reshape(k * p.T, -1).astype(np.float32),
+                "delta_matrix": flat.astype(np.float32),
+                "aux_labels": aux.y.numpy(),
+                "aux_transforms": np.array(names),
+            },
+        )
+
+
+@hookimpl
+def register_detectors(register) -> None:
+    register(DeltaInfluence)

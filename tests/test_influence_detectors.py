@@ -1,0 +1,119 @@
+"""Δ-Influence and the threshold baselines on the BadNet digits victim, and the query transforms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deltabench.components import DetectionContext
+from deltabench.detectors.delta_influence import DeltaInfluence, auxiliary_queries, collapse_flags
+from deltabench.detectors.influence_threshold import InfluenceThreshold, TrakThreshold, threshold_flags
+from deltabench.influence.transforms import apply_transform, available_transforms, blur_kernel
+from deltabench.metrics import detection_metrics
+from deltabench.registry import default_registry
+
+
+def ctx_for(victim, seed: int = 0) -> DetectionContext:
+    return DetectionContext(
+        victim.model, victim.poisoned.train, victim.affected, 10, np.random.default_rng(seed), victim.trainer
+    )
+
+
+@pytest.fixture(scope="module")
+def delta_detection(badnet_victim):
+    return DeltaInfluence(T=30).detect(ctx_for(badnet_victim))
+
+
+def test_influence_collapse_on_badnet(badnet_victim, delta_detection):
+    pi = badnet_victim.poisoned.poison_indices
+    delta = delta_detection.scores["delta_matrix"]
+    clean = np.setdiff1d(np.arange(delta.shape[1]), pi)
+    poison_median = np.median(delta[:, pi], axis=1)
+    clean_median = np.median(delta[:, clean], axis=1)
+    assert (poison_median < 0).mean() >= 0.95
+    # clean points: no consistent trend, tiny next to the poisons' collapse
+    assert np.abs(np.median(clean_median)) < 0.05 * np.abs(np.median(poison_median))
+
+
+def test_delta_influence_recall_and_precision(badnet_victim, delta_detection):
+    m = detection_metrics(delta_detection.flagged, badnet_victim.poisoned.poison_indices)
+    base_rate = len(badnet_victim.poisoned.poison_indices) / len(badnet_victim.poisoned.train)
+    assert m["recall"] >= 0.95
+    assert m["precision"] > 3 * base_rate
+    s = delta_detection.scores
+    assert s["delta_matrix"].shape == (30, len(badnet_victim.poisoned.train))
+    np.testing.assert_array_equal(np.flatnonzero(s["collapse_count"] >= 30 - 2), delta_detection.flagged)
+
+
+def test_collapse_rule_known_answer():
+    delta = np.array([[-1.0, -1.0, 1.0], [-1.0, 2.0, 1.0], [-1.0, -3.0, -1.0], [-0.5, -1.0, 1.0]])
+    counts, flags = collapse_flags(delta, th=0.0, n_tolerate=1)
+    np.testing.assert_array_equal(counts, [4, 3, 1])
+    np.testing.assert_array_equal(flags, [True, True, False])
+    _, strict = collapse_flags(delta, th=0.0, n_tolerate=0)
+    np.testing.assert_array_equal(strict, [True, False, False])
+
+
+def test_auxiliary_query_variants(badnet_victim):
+    aff = badnet_victim.affected
+    target = int(aff.y[0])
+    for variant in ("MM", "MI", "ML"):
+        aux, names = auxiliary_queries(
+            aff, 10, 40, variant, np.random.default_rng(0), torch.Generator().manual_seed(0)
+        )
+        assert len(aux) == 40
+        assert aux.x.min() >= 0 and aux.x.max() <= 1
+        if variant == "MI":
+            assert (aux.y == target).all()
+        else:
+            assert (aux.y != target).all()
+        if variant == "ML":
+            assert torch.equal(aux.x, aff.x.expand_as(aux.x)) and set(names) == {"none"}
+        else:
+            assert "swap_rg" not in names and len(set(names)) >= 5
+
+
+def test_transforms_change_images_and_keep_range():
+    x = torch.rand(3, 32, 32)
+    rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    for name in available_transforms(3):
+        y = apply_transform(name, x, rng, gen)
+        assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+        assert not torch.allclose(y, x), name
+    assert available_transforms(1) == [n for n in available_transforms(3) if n != "swap_rg"]
+    assert torch.allclose(apply_transform("invert", x, rng, gen), 1 - x)
+    assert blur_kernel(9, 32) == 9 and blur_kernel(5, 8) == 3 and blur_kernel(9, 8) == 3
+
+
+def test_threshold_rules_known_answer():
+    s = np.array([5.0, 20.0, -3.0, 11.0, 10.0])
+    np.testing.assert_array_equal(threshold_flags(s, 10.0), [1, 3])
+    np.testing.assert_array_equal(threshold_flags(s, 10.0, top_k=2), [1, 3])
+    np.testing.assert_array_equal(threshold_flags(s, 0.0, percentile=50), [1, 3])
+    with pytest.raises(ValueError):
+        InfluenceThreshold(top_k=3, percentile=90)
+
+
+def test_influence_threshold_ranks_poisons_first(badnet_victim):
+    pi = badnet_victim.poisoned.poison_indices
+    det = InfluenceThreshold(top_k=len(pi)).detect(ctx_for(badnet_victim))
+    old = det.scores["old"]
+    np.testing.assert_array_equal(det.flagged, np.sort(np.argsort(-old)[: len(pi)]))
+    base_rate = len(pi) / len(old)
+    assert detection_metrics(det.flagged, pi)["precision"] > 5 * base_rate
+    th = InfluenceThreshold(th=10.0).detect(ctx_for(badnet_victim))
+    np.testing.assert_array_equal(th.flagged, np.flatnonzero(old > 10.0))
+
+
+def test_trak_threshold_runs_on_trak_scores(badnet_victim):
+    det = TrakThreshold(percentile=90).detect(ctx_for(badnet_victim))
+    old = det.scores["old"]
+    assert np.isfinite(old).all() and old.std() > 0
+    np.testing.assert_array_equal(det.flagged, np.flatnonzero(old > np.percentile(old, 90)))
+
+
+def test_detectors_registered():
+    reg = default_registry()
+    for name in ("delta-influence", "influence-threshold", "trak-threshold"):
+        assert reg.get("detector", name).name == name
