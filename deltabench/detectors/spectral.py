@@ -1,6 +1,8 @@
-"""Spectral signatures (Tran, Li and Madry 2018)."""
+"""Spectral signatures (Tran, Li and Madry 2018), standard form and the Δ-Influence code's variant."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import torch
@@ -19,19 +21,53 @@ def spectral_scores(features: torch.Tensor) -> np.ndarray:
     return (centred.double() @ vh[0]).pow(2).numpy()
 
 
+def paper_code_scores(features: torch.Tensor, sv_threshold: float) -> np.ndarray:
+    """Norm of each (uncentred) feature vector's projection on every right-singular direction whose
+    singular value exceeds ``sv_threshold``; the SVD is of all training points together."""
+    u, s, _ = torch.linalg.svd(features.double(), full_matrices=False)
+    keep = s > sv_threshold
+    return (u[:, keep] * s[keep]).norm(dim=1).numpy()
+
+
 class SpectralSignatures(Detector):
-    """Per class: centre penultimate features, score by the top singular direction, drop the top 1.5 eps n."""
+    """Per class: centre penultimate features, score by the top singular direction, drop the top 1.5 eps n.
+
+    ``form="standard"`` is Tran et al.: per class, centred, score = squared projection on the top
+    singular vector, remove the ``removal_factor * expected_poison_rate * n_class`` highest scores.
+
+    ``form="paper-code"`` is what the Δ-Influence authors' notebook computed (facts read from their
+    public code): one SVD of the *uncentred* penultimate features of the whole training set (no
+    split by class), keep every singular direction with singular value > ``sv_threshold`` (7 in
+    their BadNet/CIFAR-10 notebook), score = norm of a point's projection on those directions, flag
+    when the score > ``contribution_threshold`` (7). Both thresholds are absolute and were set for a
+    ResNet-18 on 50,000 CIFAR images; they do not transfer to other models or set sizes, so on the
+    digits CNN this form flags whatever the raw feature norms make of them (see the docs page).
+    """
 
     name = "spectral"
 
     class Params(Params):
-        expected_poison_rate: float = Field(
-            0.05, gt=0, lt=1, description="eps, the poison share assumed per class"
+        form: Literal["standard", "paper-code"] = Field(
+            "standard", description="standard Tran et al. form, or the Δ-Influence code's global variant"
         )
-        removal_factor: float = Field(1.5, gt=0, description="remove the top factor * eps * n_class")
+        expected_poison_rate: float = Field(
+            0.05, gt=0, lt=1, description="standard form: eps, the poison share assumed per class"
+        )
+        removal_factor: float = Field(
+            1.5, gt=0, description="standard form: remove the top factor * eps * n_class"
+        )
+        sv_threshold: float = Field(
+            7.0, ge=0, description="paper-code form: keep singular directions with singular value above this"
+        )
+        contribution_threshold: float = Field(
+            7.0, ge=0, description="paper-code form: flag points whose projection norm exceeds this"
+        )
 
     def detect(self, ctx: DetectionContext) -> Detection:
         feats = penultimate_features(ctx.model, ctx.train.x)
+        if self.params.form == "paper-code":
+            scores = paper_code_scores(feats, self.params.sv_threshold)
+            return Detection(np.flatnonzero(scores > self.params.contribution_threshold), {"score": scores})
         labels = ctx.train.y.numpy()
         scores = np.zeros(len(labels))
         flagged: list[np.ndarray] = []

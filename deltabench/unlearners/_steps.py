@@ -1,0 +1,56 @@
+"""Pieces the step-based unlearners (SCRUB, bad teacher) share: batches drawn in passes over a set,
+the corrective-unlearning code's optimiser, and its linearly decaying learning rate."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..artifacts import ImageSet
+from ..training import augment_batch
+
+
+class Batches:
+    """Endless shuffled passes over an image set, ``batch_size`` at a time, augmented like training."""
+
+    def __init__(
+        self, data: ImageSet, batch_size: int, generator: torch.Generator, translate: int, hflip: bool
+    ) -> None:
+        self.data, self.batch_size, self.generator = data, batch_size, generator
+        self.translate, self.hflip = translate, hflip
+        self._order = torch.empty(0, dtype=torch.long)
+        self._pos = 0
+
+    @property
+    def per_pass(self) -> int:
+        """Steps in one pass over the set (the last batch may be short)."""
+        return -(-len(self.data) // self.batch_size)
+
+    def next(self, device: torch.device, extra: torch.Tensor | None = None):
+        if self._pos >= len(self._order):
+            self._order = torch.randperm(len(self.data), generator=self.generator)
+            self._pos = 0
+        idx = self._order[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        x = augment_batch(self.data.x[idx].to(device), self.translate, self.hflip, self.generator)
+        y = self.data.y[idx].to(device)
+        return (x, y) if extra is None else (x, y, extra[idx].to(device))
+
+
+def code_optimizer(model: nn.Module, lr: float, weight_decay: float, momentum: float, steps: int):
+    """SGD with momentum, lr decaying linearly to zero over 1.25 x ``steps`` (our reading of the
+    code's ``LinearLR(T=train_iters*1.25)``; warm-up is train_iters // 100 = 0 steps at 40)."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    horizon = 1.25 * steps
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: max(0.0, 1.0 - t / horizon))
+    return opt, sched
+
+
+def distill_kl(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """KL(teacher || student) of temperature-softened outputs, times T^2, averaged over the batch."""
+    log_s = F.log_softmax(student_logits / temperature, dim=1)
+    p_t = F.softmax(teacher_logits / temperature, dim=1)
+    return F.kl_div(log_s, p_t, reduction="batchmean") * temperature**2
