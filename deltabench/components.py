@@ -57,8 +57,9 @@ class Component:
 
     @classmethod
     def summary(cls) -> str:
-        """First line of the docstring: what ``deltabench plugins`` shows."""
-        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        """First paragraph of the docstring, on one line: what ``deltabench plugins`` shows."""
+        paragraph = (cls.__doc__ or "").strip().split("\n\n")[0]
+        return " ".join(paragraph.split())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r})"
