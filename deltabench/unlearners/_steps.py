@@ -22,11 +22,6 @@ class Batches:
         self._order = torch.empty(0, dtype=torch.long)
         self._pos = 0
 
-    @property
-    def per_pass(self) -> int:
-        """Steps in one pass over the set (the last batch may be short)."""
-        return -(-len(self.data) // self.batch_size)
-
     def next(self, device: torch.device, extra: torch.Tensor | None = None):
         if self._pos >= len(self._order):
             self._order = torch.randperm(len(self.data), generator=self.generator)

@@ -15,8 +15,7 @@ from ._steps import Batches, code_optimizer
 
 
 class BadTeacher(Unlearner):
-    """BadT: the student (the victim) distils from the victim on retained points and from a randomly
-    initialised network on flagged points.
+    """BadT: distil from the victim on retained points and from a random network on flagged ones.
 
     As in the code the Δ-Influence authors ran: batches are drawn from the whole training set with
     each point marked flagged or not; the target distribution is the random ("incompetent")

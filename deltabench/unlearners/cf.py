@@ -11,8 +11,9 @@ from ..hookspecs import hookimpl
 
 
 class CatastrophicForgetting(Unlearner):
-    """CF: fine-tune the victim on train minus flagged with the victim's recipe (the paper's code ran
-    the full 40-epoch recipe from the victim's weights, learning rate schedule restarted).
+    """CF: fine-tune the victim on the training set minus the flagged points, with the recipe.
+
+    The paper's code ran the full 40-epoch recipe from the victim's weights, schedule restarted.
 
     ``epochs`` overrides the recipe's epoch count (the schedule scales with it). ``retain_fraction``
     < 1 fine-tunes on a random subset of the retained points (cheaper; ours, not in the paper). An

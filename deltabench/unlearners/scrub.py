@@ -15,8 +15,7 @@ from ._steps import Batches, code_optimizer, distill_kl
 
 
 class Scrub(Unlearner):
-    """SCRUB: the student (the victim) moves away from the teacher (a frozen victim copy) on the forget
-    set and stays close to it, and to the labels, on the retained set.
+    """SCRUB: move away from a frozen victim copy on the forget set, stay close on the retained set.
 
     Rounds of ``max_steps`` ascent steps on forget batches, then ``min_steps`` descent steps on
     retained batches (loss CE + alpha * KL * T^2), until ``steps`` optimiser steps in all (40 in the
@@ -25,8 +24,9 @@ class Scrub(Unlearner):
     of 512 and a retained pass is ~97 batches, so it ran 1 ascent step then 39 descent steps. The
     defaults (``max_steps=1``, ``min_steps`` null = all remaining steps) reproduce that schedule
     whatever the set sizes; ``max_steps`` / ``min_steps`` set shorter alternating rounds. Ascent loss:
-    ``max_loss="kl"`` maximises KL(teacher || student) * T^2 (the SCRUB paper; note its gradient is
-    zero while student = teacher, so the very first ascent step does nothing);
+    ``max_loss="kl"`` maximises KL(teacher || student) * T^2 (the SCRUB paper; its gradient would
+    vanish if the outputs agreed, but the student runs in train mode (batch statistics) and the
+    teacher in eval mode, so the first ascent step already moves the student);
     ``"ce+kl"`` maximises CE + alpha * KL * T^2, which is what the corrective-unlearning code that the
     Δ-Influence authors ran negates. SGD momentum 0.9, weight decay 5e-4, lr 0.025 decaying linearly
     (see ``_steps.code_optimizer``), kd_T = 4, alpha = 0.001. Batch 128 (ours: the code used 512 on
