@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import make_trainer
 
 from deltabench.components import DetectionContext
 from deltabench.detectors.delta_influence import DeltaInfluence, auxiliary_queries, collapse_flags
@@ -12,6 +13,7 @@ from deltabench.detectors.influence_threshold import InfluenceThreshold, TrakThr
 from deltabench.influence.transforms import apply_transform, available_transforms, blur_kernel
 from deltabench.metrics import detection_metrics
 from deltabench.registry import default_registry
+from deltabench.training import predict
 
 
 def ctx_for(victim, seed: int = 0) -> DetectionContext:
@@ -117,3 +119,22 @@ def test_detectors_registered():
     reg = default_registry()
     for name in ("delta-influence", "influence-threshold", "trak-threshold"):
         assert reg.get("detector", name).name == name
+
+
+def test_several_affected_points_combine(badnet_victim):
+    v = badnet_victim
+    hits = np.flatnonzero(predict(v.model, v.poisoned.triggered_test.x).numpy() == v.poisoned.target_class)
+    two = v.poisoned.triggered_test.subset(hits[:2])
+
+    def ctx():  # same seeds each time, so both detections draw the same auxiliary queries
+        return DetectionContext(
+            v.model, v.poisoned.train, two, 10, np.random.default_rng(0), make_trainer(v.dataset, 0)
+        )
+
+    union = DeltaInfluence(T=10, combine="union").detect(ctx())
+    inter = DeltaInfluence(T=10, combine="intersection").detect(ctx())
+    assert union.scores["delta_matrix"].shape == (20, len(v.poisoned.train))
+    assert union.scores["old_matrix"].shape == (2, len(v.poisoned.train))
+    np.testing.assert_array_equal(union.scores["delta_matrix"], inter.scores["delta_matrix"])
+    assert set(inter.flagged) <= set(union.flagged)
+    assert detection_metrics(union.flagged, v.poisoned.poison_indices)["recall"] >= 0.95

@@ -188,3 +188,13 @@ def test_trak_matches_hand_computation_with_its_projection(badnet_victim):
     leverage = np.diag(want[:, :20]) / (1 - p_true[:20].numpy())
     assert (leverage > 0).all() and (leverage <= 1 + 1e-6).all()
     np.testing.assert_allclose(engine.scores(first), got, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["kfac", "diagonal", "identity"])
+def test_other_strategies_rank_poisons_above_clean(badnet_victim, backend):
+    """Every kronfluence strategy must see that the poisons support the affected prediction."""
+    v = badnet_victim
+    s = InfluenceEngine(v.model, v.poisoned.train, InfluenceSettings(backend=backend)).scores(v.affected)[0]
+    pi = v.poisoned.poison_indices
+    clean = np.setdiff1d(np.arange(len(s)), pi)
+    assert np.median(s[pi]) > 0 > np.median(s[clean]) or np.median(s[pi]) > 10 * abs(np.median(s[clean]))

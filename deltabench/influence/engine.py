@@ -8,11 +8,11 @@ the settings, not on the queries. Every influence detector run on the same victi
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import shutil
 import tempfile
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Literal, Protocol
@@ -99,6 +99,10 @@ class InfluenceEngine:
             tempfile.mkdtemp(prefix="deltabench-influence-") if output_dir is None else output_dir
         )
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        # weakref.finalize also runs at interpreter exit, unlike __del__ for objects still alive then.
+        self._cleanup = (
+            weakref.finalize(self, shutil.rmtree, str(self.output_dir), True) if self._own_dir else None
+        )
         self._backend = self._make_backend()
         self._fitted = False
 
@@ -141,12 +145,8 @@ class InfluenceEngine:
 
     def close(self) -> None:
         """Remove the backend's files if the engine created their directory."""
-        if self._own_dir:
-            shutil.rmtree(self.output_dir, ignore_errors=True)
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # interpreter shutdown
-            self.close()
+        if self._cleanup is not None:
+            self._cleanup()
 
 
 def _digest(*tensors: torch.Tensor) -> str:
