@@ -20,7 +20,10 @@ same step in pixel units is ``0.1 * eps`` with ``eps`` given in pixel units (16/
 Deviations (see docs/attacks.md): the surrogate is the suite's model, not a separately chosen one;
 the target is chosen by the seed among test images of other classes that the surrogate classifies
 correctly (or given); the poison gradient uses the surrogate in eval mode (batch-norm statistics
-frozen) so a step does not depend on which poisons share a batch.
+frozen) so a step does not depend on which poisons share a batch. Additions, off by default:
+``ensemble`` (brew against several clean surrogates, losses averaged; a variant in Geiping et
+al.) and ``pairing: runner-up`` (intended class = the surrogate's second choice for the target).
+On 8x8 digits the paper's setting rarely transfers to a retrained victim: see docs/attacks.md.
 """
 
 from __future__ import annotations
