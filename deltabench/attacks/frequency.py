@@ -94,13 +94,17 @@ class FrequencyTrigger(Attack):
             description="poisons: a fraction (<1) of the source class's training images, or a count "
             "(paper: 125 = 25% of a CIFAR-100 class)",
         )
-        eps: float = Field(0.2, gt=0, description="trigger size in pixel units (of the [0, 1] range)")
+        eps: float = Field(
+            0.1,
+            gt=0,
+            description="trigger size in pixel units of the [0, 1] range (0.1: measured on digits)",
+        )
         norm: Literal["linf", "l2"] = Field("linf", description="norm that bounds the trigger")
         cutoff: float = Field(
             0.3,
             gt=0,
             le=1.5,
-            description="low-pass radius in normalised DCT frequency (0.5 = Nyquist along an axis)",
+            description="low-pass radius: DCT index / size, so ~1 is the highest frequency along an axis",
         )
         application: Literal["paper", "pixel"] = Field(
             "paper",

@@ -20,10 +20,15 @@ same step in pixel units is ``0.1 * eps`` with ``eps`` given in pixel units (16/
 Deviations (see docs/attacks.md): the surrogate is the suite's model, not a separately chosen one;
 the target is chosen by the seed among test images of other classes that the surrogate classifies
 correctly (or given); the poison gradient uses the surrogate in eval mode (batch-norm statistics
-frozen) so a step does not depend on which poisons share a batch.
+frozen) so a step does not depend on which poisons share a batch. Additions, off by default:
+``ensemble`` (brew against several clean surrogates, losses averaged; a variant in Geiping et
+al.) and ``pairing: runner-up`` (intended class = the surrogate's second choice for the target).
+On 8x8 digits the paper's setting rarely transfers to a retrained victim: see docs/attacks.md.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import torch
@@ -63,6 +68,11 @@ class WitchesBrew(Attack):
         intended_class: int | None = Field(
             None, ge=0, description="class the target should be given (null: drawn from the seed)"
         )
+        pairing: Literal["random", "runner-up"] = Field(
+            "random",
+            description="with intended_class null: random = a class drawn uniformly (the paper); "
+            "runner-up = the surrogate's second most likely class for the target (an easier pair)",
+        )
         target_index: int | None = Field(
             None,
             ge=0,
@@ -81,6 +91,9 @@ class WitchesBrew(Attack):
         tau: float = Field(0.1, gt=0, description="step size as a fraction of eps (paper: 0.1)")
         batch_size: int = Field(128, ge=1, description="poisons per gradient-matching batch")
         augment: bool = Field(True, description="differentiable augmentation (recipe's translation/flip)")
+        ensemble: int = Field(
+            1, ge=1, description="clean surrogates brewed against at once, losses averaged (paper: 1)"
+        )
         surrogate_epochs: int | None = Field(
             None, ge=1, description="epochs of the clean surrogate (null: the suite's recipe)"
         )
@@ -94,15 +107,25 @@ class WitchesBrew(Attack):
                 raise ValueError(f"target_index must be < {len(data.test)}")
             true = int(data.test.y[p.target_index])
             intended = p.intended_class
-            if intended is None:
+            if intended is None and p.pairing == "runner-up":
+                with torch.no_grad():
+                    logits = surrogate(data.test.x[p.target_index : p.target_index + 1].to(ctx.device))[0]
+                order = [int(c) for c in logits.argsort(descending=True) if int(c) != true]
+                intended = order[0]
+            elif intended is None:
                 intended = int(ctx.rng.choice([c for c in range(k) if c != true]))
             if intended == true:
                 raise ValueError("the intended class must differ from the target image's class")
             return p.target_index, intended
+        correct = predict(surrogate, data.test.x).numpy() == data.test.y.numpy()
+        if p.intended_class is None and p.pairing == "runner-up":
+            target = int(ctx.rng.choice(np.flatnonzero(correct) if correct.any() else len(data.test)))
+            with torch.no_grad():
+                logits = surrogate(data.test.x[target : target + 1].to(ctx.device))[0]
+            return target, int(logits.topk(2).indices[1])
         intended = int(ctx.rng.integers(k)) if p.intended_class is None else p.intended_class
         if intended >= k:
             raise ValueError(f"intended_class must be < {k}")
-        correct = predict(surrogate, data.test.x).numpy() == data.test.y.numpy()
         pool = np.flatnonzero((data.test.y.numpy() != intended) & correct)
         if pool.size == 0:
             pool = np.flatnonzero(data.test.y.numpy() != intended)
@@ -113,8 +136,11 @@ class WitchesBrew(Attack):
         data = ctx.dataset
         device = ctx.device
         gen = ctx.trainer.generator
-        surrogate = ctx.trainer.fit_new(data.train, epochs=p.surrogate_epochs, desc="brew surrogate")
-        surrogate.eval()
+        surrogates = [
+            ctx.trainer.fit_new(data.train, epochs=p.surrogate_epochs, desc="brew surrogate").eval()
+            for _ in range(p.ensemble)
+        ]
+        surrogate = surrogates[0]
         target_index, intended = self._choose(ctx, surrogate)
         candidates = np.flatnonzero(data.train.y.numpy() == intended)
         count = round(p.budget * len(data.train)) if p.budget < 1 else int(p.budget)
@@ -123,15 +149,15 @@ class WitchesBrew(Attack):
 
         x_t = data.test.x[target_index : target_index + 1].to(device)
         y_t = torch.tensor([intended], device=device)
-        target_grad = [
-            g.detach() for g in _param_grad(surrogate, F.cross_entropy(surrogate(x_t), y_t), False)
+        target_grads = [
+            [g.detach() for g in _param_grad(m, F.cross_entropy(m(x_t), y_t), False)] for m in surrogates
         ]
         x_p = data.train.x[poison_idx].to(device)
         y_p = data.train.y[poison_idx].to(device)
 
         best_delta, best_loss, losses = None, float("inf"), []
         for _ in range(p.restarts):
-            delta, loss = self._brew(surrogate, x_p, y_p, target_grad, ctx, gen)
+            delta, loss = self._brew(surrogates, x_p, y_p, target_grads, ctx, gen)
             losses.append(loss)
             if loss < best_loss:
                 best_delta, best_loss = delta, loss
@@ -143,20 +169,23 @@ class WitchesBrew(Attack):
             "poison_count": count,
             "target_index": target_index,
             "matching_loss": best_loss,
-            "clean_matching_loss": self._full_loss(surrogate, x_p, y_p, target_grad),
+            "clean_matching_loss": self._full_loss(surrogates, x_p, y_p, target_grads),
             "restart_losses": losses,
             "surrogate_target_pred": int(predict(surrogate, triggered.x)[0]),
         }
         return PoisonedData(train, poison_idx, triggered, intended, int(data.test.y[target_index]), info)
 
-    def _matching_loss(self, surrogate, xb, yb, target_grad, ctx, gen) -> torch.Tensor:
+    def _matching_loss(self, surrogates, xb, yb, target_grads, ctx, gen) -> torch.Tensor:
         recipe = ctx.trainer.recipe
         if self.params.augment:
             xb = augment_batch(xb, recipe.translate, recipe.hflip, gen)
-        grad = _param_grad(surrogate, F.cross_entropy(surrogate(xb), yb), True)
-        return gradient_matching_loss(grad, target_grad)
+        losses = [
+            gradient_matching_loss(_param_grad(m, F.cross_entropy(m(xb), yb), True), tg)
+            for m, tg in zip(surrogates, target_grads, strict=True)
+        ]
+        return sum(losses) / len(losses)
 
-    def _brew(self, surrogate, x_p, y_p, target_grad, ctx, gen) -> tuple[torch.Tensor, float]:
+    def _brew(self, surrogates, x_p, y_p, target_grads, ctx, gen) -> tuple[torch.Tensor, float]:
         """One restart: returns the perturbation and its final matching loss (without augmentation)."""
         p = self.params
         n = len(x_p)
@@ -169,7 +198,7 @@ class WitchesBrew(Attack):
             opt.zero_grad(set_to_none=True)
             for start in range(0, n, p.batch_size):
                 sl = slice(start, start + p.batch_size)
-                loss = self._matching_loss(surrogate, x_p[sl] + delta[sl], y_p[sl], target_grad, ctx, gen)
+                loss = self._matching_loss(surrogates, x_p[sl] + delta[sl], y_p[sl], target_grads, ctx, gen)
                 loss.backward()
             with torch.no_grad():
                 delta.grad.sign_()
@@ -179,16 +208,18 @@ class WitchesBrew(Attack):
                 delta.clamp_(-p.eps, p.eps)
                 delta.copy_((x_p + delta).clamp(0, 1) - x_p)
         delta = delta.detach()
-        return delta, self._full_loss(surrogate, x_p + delta, y_p, target_grad)
+        return delta, self._full_loss(surrogates, x_p + delta, y_p, target_grads)
 
-    def _full_loss(self, surrogate, x, y, target_grad) -> float:
-        """Matching loss of the whole poison set, batch by batch, without augmentation."""
+    def _full_loss(self, surrogates, x, y, target_grads) -> float:
+        """Matching loss of the whole poison set, batch by batch, without augmentation, averaged
+        over the surrogates."""
         total = 0.0
-        for start in range(0, len(x), self.params.batch_size):
-            sl = slice(start, start + self.params.batch_size)
-            grad = _param_grad(surrogate, F.cross_entropy(surrogate(x[sl]), y[sl]), False)
-            total += float(gradient_matching_loss(grad, target_grad)) * len(y[sl]) / len(x)
-        return total
+        for m, tg in zip(surrogates, target_grads, strict=True):
+            for start in range(0, len(x), self.params.batch_size):
+                sl = slice(start, start + self.params.batch_size)
+                grad = _param_grad(m, F.cross_entropy(m(x[sl]), y[sl]), False)
+                total += float(gradient_matching_loss(grad, tg)) * len(y[sl]) / len(x)
+        return total / len(surrogates)
 
 
 @hookimpl

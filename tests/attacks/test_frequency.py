@@ -70,7 +70,7 @@ def test_poisons_are_relabelled_source_images(digits):
 
 
 def test_smooth_trigger_backdoors_the_victim_and_not_a_clean_model(digits):
-    data = poison(digits, source=8, target=5, budget=0.25, eps=0.1, steps=100, surrogate_epochs=None)
+    data = poison(digits, source=8, target=5, budget=0.4, eps=0.1, steps=100, surrogate_epochs=None)
     victim = train_victim(digits, data, seed=0)
     clean = make_trainer(digits, seed=1).fit_new(digits.train)
     assert poison_success_rate(victim.model, data.triggered_test) >= 0.8

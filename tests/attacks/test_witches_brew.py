@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import make_trainer
+from conftest import make_trainer, train_victim
 
 from deltabench.attacks.witches_brew import WitchesBrew, gradient_matching_loss
 from deltabench.components import AttackContext
@@ -60,3 +60,23 @@ def test_brewing_aligns_the_gradients_and_is_deterministic(digits):
     assert a.info["matching_loss"] < 0.9 * a.info["clean_matching_loss"]
     c = brew(digits, seed=3)
     assert c.info["target_index"] != a.info["target_index"] or not torch.equal(c.train.x, a.train.x)
+
+
+@pytest.mark.slow
+def test_full_brew_moves_a_retrained_victim_towards_the_intended_class(digits):
+    """The full 250-step brew (the digits setting of docs/attacks.md): a victim retrained from
+    scratch on the poisons gives the target far more intended-class probability than a clean model."""
+    params = dict(eps=64 / 255, pairing="runner-up", ensemble=3, restarts=1, steps=250)
+    data = WitchesBrew(**params).poison(
+        AttackContext(digits, np.random.default_rng(4), make_trainer(digits, 1004))
+    )
+    victim = train_victim(digits, data, seed=4).model
+    clean = make_trainer(digits, seed=5).fit_new(digits.train)
+    target = data.triggered_test.x
+
+    def p_intended(model):
+        with torch.no_grad():
+            return float(torch.softmax(model(target), 1)[0, data.target_class])
+
+    assert data.info["matching_loss"] < 0.5 * data.info["clean_matching_loss"]
+    assert p_intended(victim) > p_intended(clean) + 0.1

@@ -27,6 +27,11 @@ def test_paper_suite_validates(name):
     assert {u.name for u in parsed.unlearners} >= {"none", "eu"}
 
 
+def test_digits_attack_suite_validates():
+    parsed = load_suite(SUITES / "attacks-digits.yaml", default_registry())
+    assert [a.name for a in parsed.attacks] == ["badnet", "frequency", "witches-brew"]
+
+
 def _shrink(data: dict, name: str, root: Path, out: Path) -> dict:
     """The suite rewritten for a CPU dry run: tiny files, small CNN, 1 epoch, cheap attack settings."""
     data = copy.deepcopy(data)
