@@ -8,6 +8,7 @@ __all__ = [
     "RegistryError",
     "DatasetMissingError",
     "ComponentError",
+    "NoAffectedPointError",
 ]
 
 
@@ -33,3 +34,8 @@ class DatasetMissingError(DeltabenchError):
 
 class ComponentError(DeltabenchError):
     """A component returned something the runner cannot use (wrong type, out-of-range indices)."""
+
+
+class NoAffectedPointError(DeltabenchError):
+    """The victim sends no triggered test input to the target class: the attack did not take, so
+    there is nothing to trace back. Its cells are recorded as ``skipped``, not as failures."""

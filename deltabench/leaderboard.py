@@ -34,7 +34,9 @@ def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[st
     """Victim, detection, unlearning and Figure-3 tables (means ± sd over seeds, in %)."""
     ok = frame[frame["status"] == "ok"]
     tables: dict[str, pd.DataFrame] = {}
-    victims = ok.drop_duplicates(["dataset", "model", "attack", "seed"])
+    # victims whose attack did not take have only skipped rows, but belong in the victim table
+    trained = frame[frame["status"].isin(["ok", "skipped"])]
+    victims = trained.drop_duplicates(["dataset", "model", "attack", "seed"])
     tables["victims"] = (
         victims.groupby(["dataset", "model", "attack"])
         .apply(
@@ -114,7 +116,11 @@ def render_markdown(frame: pd.DataFrame, title: str = "Leaderboard", figure_unle
     for key in ("figure3", "victims", "detection", "unlearning"):
         if key in tables and not tables[key].empty:
             parts += ["", f"## {headings[key]}", "", tables[key].to_markdown(index=False)]
-    failed = frame[frame["status"] != "ok"]
+    skipped = frame[frame["status"] == "skipped"].drop_duplicates(["dataset", "model", "attack", "seed"])
+    if not skipped.empty:
+        parts += ["", "## Victims without an affected point (their cells are skipped)", ""]
+        parts.append(skipped[["dataset", "model", "attack", "seed", "error"]].to_markdown(index=False))
+    failed = frame[frame["status"] == "failed"]
     if not failed.empty:
         parts += ["", "## Failed cells", ""]
         cols = ["dataset", "attack", "seed", "detector", "unlearner", "error"]

@@ -40,7 +40,11 @@ class ComponentInfo:
     kind: str
     name: str
     cls: type[Component]
-    distribution: str
+
+    @property
+    def distribution(self) -> str:
+        """'name version' of the installed distribution that provides the component."""
+        return _distribution_of(self.cls)
 
 
 def closest(name: str, choices: list[str] | tuple[str, ...]) -> str | None:
@@ -52,9 +56,14 @@ def closest(name: str, choices: list[str] | tuple[str, ...]) -> str | None:
     return lowered.get(name.lower())
 
 
+@cache
+def _packages_distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()  # scans every installed package: ~1 s
+
+
 def _distribution_of(cls: type) -> str:
     top = cls.__module__.split(".")[0]
-    dists = importlib.metadata.packages_distributions().get(top, [])
+    dists = _packages_distributions().get(top, [])
     if not dists:
         return f"{top} (not installed)"
     name = dists[0]
@@ -83,7 +92,7 @@ class Registry:
                 f"duplicate {kind} name '{cls.name}': {cls.__module__}.{cls.__qualname__} "
                 f"and {taken.cls.__module__}.{taken.cls.__qualname__} ({taken.distribution})"
             )
-        self._by_kind[kind][cls.name] = ComponentInfo(kind, cls.name, cls, _distribution_of(cls))
+        self._by_kind[kind][cls.name] = ComponentInfo(kind, cls.name, cls)
 
     def collect(self) -> Registry:
         for hook_name, kind in hookspecs.HOOK_KINDS.items():

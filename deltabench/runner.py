@@ -32,7 +32,7 @@ from .artifacts import Dataset, Detection, ImageSet, PoisonedData
 from .cache import ArtifactStore, stable_hash
 from .components import AttackContext, DetectionContext, UnlearningContext
 from .config import ComponentSpec, ParsedSuite
-from .exceptions import ComponentError
+from .exceptions import ComponentError, NoAffectedPointError
 from .measure import StageCost, StageMeter
 from .metrics import SUCCESS_PSR, accuracy, detection_metrics, poison_success_rate
 from .registry import Registry, default_registry
@@ -266,9 +266,9 @@ class _JobState:
             data: PoisonedData = self.poisoned["data"]
             affected_idx = self.victim["affected"]
             if affected_idx.size == 0:
-                raise RuntimeError(
-                    "the victim sends no triggered test input to the target class, so there is no "
-                    "affected test point to start detection from"
+                raise NoAffectedPointError(
+                    f"the attack did not take (victim PSR {self.victim['psr']:.0%}): no triggered test "
+                    "input is sent to the target class, so there is no affected point to trace back"
                 )
             # a private copy (some libraries wrap layers in place), made before seeding so that a
             # cached victim and a fresh one leave the RNG in the same state
@@ -414,14 +414,16 @@ def run_job(job: Job, registry: Registry | None = None) -> list[dict[str, Any]]:
                 **_cost_fields("detect", detected["cost"]),
             }
         except Exception as exc:
-            err = _error_text(exc)
-            _log(f"FAILED detector {det.name} on {state.describe()}: {err}")
+            skipped = isinstance(exc, NoAffectedPointError)
+            err = str(exc) if skipped else _error_text(exc)
+            if not skipped:
+                _log(f"FAILED detector {det.name} on {state.describe()}: {err}")
             for cell_id, _, unl in group:
                 rows.append(
                     {
                         **_base_row(job, cell_id, det, unl),
                         **victim_fields,
-                        "status": "failed",
+                        "status": "skipped" if skipped else "failed",
                         "error": err,
                     }
                 )
@@ -528,7 +530,7 @@ def run_suite(parsed: ParsedSuite, *, fresh: bool = False, registry: Registry | 
     previous = [] if fresh else read_rows(out_path)
     kept: dict[str, dict] = {}
     for row in previous:
-        if row.get("cell_id") in wanted and row.get("status") == "ok":
+        if row.get("cell_id") in wanted and row.get("status") in ("ok", "skipped"):
             kept[row["cell_id"]] = row
     dropped = len({r.get("cell_id") for r in previous} - wanted)
     if dropped:
@@ -564,7 +566,7 @@ def run_suite(parsed: ParsedSuite, *, fresh: bool = False, registry: Registry | 
                 ]
             for row in result:
                 rows[row["cell_id"]] = row
-                failed += row["status"] != "ok"
+                failed += row["status"] == "failed"
             bar.update(len(result))
             save()
     finally:
