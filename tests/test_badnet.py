@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from conftest import make_trainer
 
 from deltabench.attacks.badnet import PAPER_TRIGGER, BadNet, stamp_trigger
 from deltabench.components import AttackContext, UnlearningContext
 from deltabench.metrics import accuracy, poison_success_rate
 from deltabench.unlearners.basic import Retrain
-
-from .conftest import make_trainer
 
 
 def test_paper_trigger_pixels_on_cifar_geometry():

@@ -28,7 +28,7 @@ def test_flip_mirrors_about_half_the_batch():
 
 
 def test_training_is_reproducible_with_a_seed(digits):
-    from .conftest import make_trainer
+    from conftest import make_trainer
 
     a = make_trainer(digits, seed=3).fit_new(digits.train.subset(range(300)), epochs=1)
     b = make_trainer(digits, seed=3).fit_new(digits.train.subset(range(300)), epochs=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 from pathlib import Path
 
 import pytest
@@ -68,11 +69,12 @@ def test_paper_suite_dry_run_on_tiny_real_format_data(tmp_path, name):
     raw = yaml.safe_load((SUITES / f"{name}.yaml").read_text())
     parsed = suite_from_dict(_shrink(raw, name, root, tmp_path), default_registry(), name)
     summary = run_suite(parsed)
-    rows = list(__import__("csv").DictReader(summary.output.open()))
+    rows = list(csv.DictReader(summary.output.open()))
     expected = len(parsed.detectors) * len(parsed.unlearners) * len(parsed.suite.seeds)
     assert len(rows) == expected
     for row in rows:
         assert row["attack"] == raw["attacks"][0]["name"]
-        # On 1-epoch models the attack may not work, which the runner must record, not crash on.
-        assert row["status"] == "ok" or (row["status"] == "failed" and row["error"]), row
-    assert any(row["status"] == "ok" or "affected test point" in row["error"] for row in rows)
+        # On 1-epoch models the attack may not take: the runner records the cells as skipped.
+        assert row["status"] == "ok" or (row["status"] == "skipped" and "did not take" in row["error"]), row
+    if any(row["status"] == "skipped" for row in rows):
+        assert all(row["status"] == "skipped" for row in rows)  # one victim: all its cells or none
