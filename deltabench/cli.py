@@ -64,7 +64,8 @@ def run(
     if report and summary.output.is_file():
         frame = load_results(summary.output)
         (summary.output.parent / "leaderboard.md").write_text(
-            render_markdown(frame, f"Leaderboard: {parsed.suite.name}"), encoding="utf-8"
+            render_markdown(frame, f"Leaderboard: {parsed.suite.name}", cache_dir=parsed.suite.cache),
+            encoding="utf-8",
         )
     typer.echo(
         f"{summary.rows} rows ({summary.computed} computed, {summary.reused} reused, "
@@ -106,6 +107,9 @@ def leaderboard(
     folder: Annotated[Path, typer.Argument(help="folder of leaderboard CSVs, e.g. leaderboards/quick")],
     unlearner: Annotated[str, typer.Option(help="unlearner of the Figure-3 style grid")] = "eu",
     write: Annotated[bool, typer.Option(help="also write leaderboard.md in the folder")] = False,
+    cache: Annotated[
+        Path, typer.Option(help="artifact cache of the run, for the influence-collapse table")
+    ] = Path(".deltabench/cache"),
 ) -> None:
     """Render the CSVs of a folder as readable tables."""
     from .leaderboard import load_results, render_markdown
@@ -114,7 +118,7 @@ def leaderboard(
         frame = load_results(folder)
     except FileNotFoundError as exc:
         _fail([str(exc)])
-    text = render_markdown(frame, f"Leaderboard: {folder.name}", unlearner)
+    text = render_markdown(frame, f"Leaderboard: {folder.name}", unlearner, cache_dir=cache)
     typer.echo(text)
     if write:
         target = (folder if folder.is_dir() else folder.parent) / "leaderboard.md"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .metrics import SUCCESS_PSR
@@ -97,7 +98,12 @@ def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[st
     return tables
 
 
-def render_markdown(frame: pd.DataFrame, title: str = "Leaderboard", figure_unlearner: str = "eu") -> str:
+def render_markdown(
+    frame: pd.DataFrame,
+    title: str = "Leaderboard",
+    figure_unlearner: str = "eu",
+    cache_dir: str | Path | None = None,
+) -> str:
     """A markdown report of :func:`summary_tables`, with failed cells listed at the end."""
     tables = summary_tables(frame, figure_unlearner)
     parts = [f"# {title}", ""]
@@ -116,6 +122,15 @@ def render_markdown(frame: pd.DataFrame, title: str = "Leaderboard", figure_unle
     for key in ("figure3", "victims", "detection", "unlearning"):
         if key in tables and not tables[key].empty:
             parts += ["", f"## {headings[key]}", "", tables[key].to_markdown(index=False)]
+    if cache_dir is not None and "detect_key" in frame:
+        collapse = influence_collapse(frame, cache_dir)
+        if not collapse.empty:
+            parts += [
+                "",
+                "## Influence collapse (Δ-Influence: delta = new - old influence, per auxiliary query)",
+                "",
+                collapse.to_markdown(index=False, floatfmt=".3g"),
+            ]
     skipped = frame[frame["status"] == "skipped"].drop_duplicates(["dataset", "model", "attack", "seed"])
     if not skipped.empty:
         parts += ["", "## Victims without an affected point (their cells are skipped)", ""]
@@ -133,3 +148,38 @@ def success_counts(frame: pd.DataFrame, unlearner: str = "eu") -> pd.Series:
     ok = frame[(frame["status"] == "ok") & (frame["unlearner"] == unlearner)]
     means = ok.groupby(["detector", "dataset", "attack"])["unlearned_psr"].mean()
     return (means < SUCCESS_PSR).groupby("detector").sum().astype(int).sort_values(ascending=False)
+
+
+def influence_collapse(
+    frame: pd.DataFrame, cache_dir: str | Path, detector: str = "delta-influence"
+) -> pd.DataFrame:
+    """Influence collapse per victim, from the cached Δ-Influence delta matrices (paper, Figure 2).
+
+    For each victim: the share of auxiliary queries in which the median delta of the true poisons
+    is negative, and the medians (over queries) of the poisons' and the clean points' median delta.
+    Rows whose artifacts are not in ``cache_dir`` are left out.
+    """
+    from .cache import ArtifactStore
+
+    store = ArtifactStore(cache_dir)
+    rows = frame[(frame["status"] == "ok") & (frame["detector"] == detector)]
+    out = []
+    for _, row in rows.drop_duplicates("detect_key").iterrows():
+        if not (store.has("detect", row["detect_key"]) and store.has("attack", row["attack_key"])):
+            continue
+        delta = store.load("detect", row["detect_key"])["detection"].scores.get("delta_matrix")
+        if delta is None:
+            continue
+        poisons = store.load("attack", row["attack_key"])["data"].poison_indices
+        clean = np.setdiff1d(np.arange(delta.shape[1]), poisons)
+        poison_median = np.median(delta[:, poisons], axis=1)
+        clean_median = np.median(delta[:, clean], axis=1)
+        out.append({
+            "dataset": row["dataset"], "attack": row["attack"], "seed": row["seed"],
+            "queries": delta.shape[0],
+            "queries with poison median < 0 %": 100.0 * float((poison_median < 0).mean()),
+            "poison median delta": float(np.median(poison_median)),
+            "clean median delta": float(np.median(clean_median)),
+            "clean |median| / poison |median|": float(abs(np.median(clean_median)) / max(abs(np.median(poison_median)), 1e-12)),
+        })  # fmt: skip
+    return pd.DataFrame(out)

@@ -400,6 +400,8 @@ def run_job(job: Job, registry: Registry | None = None) -> list[dict[str, Any]]:
         "victim_psr": victim["psr"],
         **_cost_fields("attack", poisoned["cost"]),
         **_cost_fields("victim", victim["cost"]),
+        "attack_key": state.attack_key,
+        "victim_key": state.victim_key,
     }
     by_detector: dict[str, list] = {}
     for cell in cells:
@@ -412,6 +414,7 @@ def run_job(job: Job, registry: Registry | None = None) -> list[dict[str, Any]]:
             det_fields = {
                 **detection_metrics(detection.flagged, data.poison_indices),
                 **_cost_fields("detect", detected["cost"]),
+                "detect_key": detect_key,
             }
         except Exception as exc:
             skipped = isinstance(exc, NoAffectedPointError)
@@ -458,7 +461,8 @@ COLUMNS = [
     "attack_s", "victim_s", "detect_s", "unlearn_s",
     "attack_peak_mb", "victim_peak_mb", "detect_peak_mb", "unlearn_peak_mb",
     "dataset_params", "model_params", "attack_params", "detector_params", "unlearner_params",
-    "training", "affected_points", "device", "cell_id", "versions", "code_revision",
+    "training", "affected_points", "device", "cell_id", "attack_key", "victim_key", "detect_key",
+    "versions", "code_revision",
 ]  # fmt: skip
 
 

@@ -49,3 +49,28 @@ def test_cli_renders_a_folder_and_reports_a_missing_one(tmp_path):
     assert (tmp_path / "leaderboard.md").is_file()
     missing = CliRunner().invoke(app, ["leaderboard", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "no leaderboard CSV" in missing.output
+
+
+def test_influence_collapse_table_from_a_real_run(tmp_path):
+    from deltabench.config import suite_from_dict
+    from deltabench.leaderboard import influence_collapse
+    from deltabench.registry import default_registry
+    from deltabench.runner import run_suite
+
+    suite = {
+        "name": "collapse", "device": "cpu", "output": str(tmp_path / "out"), "cache": str(tmp_path / "cache"),
+        "datasets": ["digits"], "models": ["small-cnn"], "training": {"epochs": 8, "translate": 1, "hflip": False},
+        "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
+        "detectors": [{"name": "delta-influence", "params": {"T": 10}}], "unlearners": ["none"],
+        "references": False, "clean_reference": False,
+    }  # fmt: skip
+    registry = default_registry()
+    summary = run_suite(suite_from_dict(suite, registry), registry=registry)
+    frame = pd.read_csv(summary.output)
+    table = influence_collapse(frame, tmp_path / "cache")
+    assert len(table) == 1 and table.loc[0, "queries"] == 10
+    assert table.loc[0, "queries with poison median < 0 %"] >= 90
+    assert table.loc[0, "poison median delta"] < 0
+    assert table.loc[0, "clean |median| / poison |median|"] < 0.1
+    assert "Influence collapse" in render_markdown(frame, cache_dir=tmp_path / "cache")
+    assert influence_collapse(frame, tmp_path / "elsewhere").empty  # no artifacts, no rows
