@@ -50,18 +50,28 @@ def run(
     suite: Annotated[Path, typer.Argument(help="suite YAML file, e.g. suites/quick.yaml")],
     fresh: Annotated[bool, typer.Option("--fresh", help="ignore cached artifacts and finished rows")] = False,
     report: Annotated[bool, typer.Option(help="also write leaderboard.md next to the CSV")] = True,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="I/N: run only shard I (0-based) of N, e.g. one per machine sharing the cache"),
+    ] = None,
 ) -> None:
     """Run a suite; resumes by default (finished cells and cached stages are reused)."""
     from .leaderboard import load_results, render_markdown
     from .runner import run_suite
 
     registry, parsed = _parse(suite)
+    shard_spec = None
+    if shard is not None:
+        index, _, count = shard.partition("/")
+        if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+            _fail([f"--shard: expected I/N with 0 <= I < N, e.g. 0/4, got '{shard}'"])
+        shard_spec = (int(index), int(count))
     try:
-        summary = run_suite(parsed, fresh=fresh, registry=registry)
+        summary = run_suite(parsed, fresh=fresh, registry=registry, shard=shard_spec)
     except KeyboardInterrupt:
         typer.echo("interrupted: finished rows are saved; run the same command again to resume", err=True)
         raise typer.Exit(130) from None
-    if report and summary.output.is_file():
+    if report and shard_spec is None and summary.output.is_file():
         frame = load_results(summary.output)
         (summary.output.parent / "leaderboard.md").write_text(
             render_markdown(frame, f"Leaderboard: {parsed.suite.name}", cache_dir=parsed.suite.cache),

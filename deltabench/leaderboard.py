@@ -14,12 +14,16 @@ __all__ = ["load_results", "render_markdown", "summary_tables"]
 
 
 def load_results(folder: str | Path) -> pd.DataFrame:
-    """All rows of every CSV in ``folder`` (or of one CSV file)."""
+    """The rows of a run: ``results.csv`` in ``folder`` if present, else every shard CSV there
+    (each cell once), or the one CSV file ``folder`` names."""
     folder = Path(folder)
-    files = [folder] if folder.is_file() else sorted(folder.glob("*.csv"))
+    if folder.is_file():
+        return pd.read_csv(folder)
+    files = [folder / "results.csv"] if (folder / "results.csv").is_file() else sorted(folder.glob("*.csv"))
     if not files:
         raise FileNotFoundError(f"{folder}: no leaderboard CSV here (run a suite first)")
-    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    frame = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    return frame.drop_duplicates("cell_id") if "cell_id" in frame else frame
 
 
 def _mean_sd(series: pd.Series, scale: float = 100.0, digits: int = 1) -> str:

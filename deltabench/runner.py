@@ -524,19 +524,46 @@ def plan_jobs(parsed: ParsedSuite, *, fresh: bool = False) -> list[Job]:
     ]
 
 
-def run_suite(parsed: ParsedSuite, *, fresh: bool = False, registry: Registry | None = None) -> RunSummary:
-    """Run every cell of a suite not already in its CSV; resume is the default, ``fresh`` recomputes."""
+def shard_file(index: int, count: int) -> str:
+    """CSV name of one shard's rows (``deltabench run --shard I/N``)."""
+    return f"results.shard-{index}-of-{count}.csv"
+
+
+def run_suite(
+    parsed: ParsedSuite,
+    *,
+    fresh: bool = False,
+    registry: Registry | None = None,
+    shard: tuple[int, int] | None = None,
+) -> RunSummary:
+    """Run every cell of a suite not already in its CSV; resume is the default, ``fresh`` recomputes.
+
+    ``shard=(i, n)`` runs only every n-th victim job starting at i and writes its own CSV, so n
+    machines sharing the cache folder split a suite; a later run without ``shard`` gathers the
+    shards' rows into ``results.csv`` without computing anything.
+    """
     started = time.perf_counter()
     registry = registry or default_registry()
-    out_path = parsed.suite.output_dir / RESULTS_FILE
     jobs = plan_jobs(parsed, fresh=fresh)
+    out_dir = parsed.suite.output_dir
+    if shard is not None:
+        index, count = shard
+        if not 0 <= index < count:
+            raise ValueError(f"shard index must be in 0..{count - 1}, got {index}")
+        jobs = jobs[index::count]
+        out_path = out_dir / shard_file(index, count)
+        shard_paths: list[Path] = []
+    else:
+        out_path = out_dir / RESULTS_FILE
+        shard_paths = sorted(out_dir.glob("results.shard-*-of-*.csv"))
     wanted = {cid for job in jobs for cid, _, _ in job.cells(registry)}
-    previous = [] if fresh else read_rows(out_path)
+    own_rows = [] if fresh else read_rows(out_path)
+    previous = own_rows + ([] if fresh else [row for path in shard_paths for row in read_rows(path)])
     kept: dict[str, dict] = {}
     for row in previous:
         if row.get("cell_id") in wanted and row.get("status") in ("ok", "skipped"):
             kept[row["cell_id"]] = row
-    dropped = len({r.get("cell_id") for r in previous} - wanted)
+    dropped = len({r.get("cell_id") for r in own_rows} - wanted)
     if dropped:
         _log(f"dropping {dropped} rows of cells that are no longer in the suite")
     for job in jobs:
@@ -575,8 +602,8 @@ def run_suite(parsed: ParsedSuite, *, fresh: bool = False, registry: Registry | 
             save()
     finally:
         bar.close()
-    if not todo and (dropped or not out_path.exists()):
-        save()  # nothing ran, but cells that left the suite must leave the CSV too
+    if not todo and (dropped or len(kept) != len(own_rows) or not out_path.exists()):
+        save()  # nothing ran, but rows gathered from shards or cells that left the suite change the CSV
     return RunSummary(
         out_path, len(rows), len(rows) - len(kept), len(kept), failed, time.perf_counter() - started
     )

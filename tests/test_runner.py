@@ -171,3 +171,18 @@ def test_killed_run_resumes_with_every_row_exactly_once(tmp_path):
     assert set(partial["cell_id"]) <= set(rows["cell_id"])
     merged = rows.set_index("cell_id").loc[partial["cell_id"], "unlearned_psr"].to_numpy()
     assert (merged == partial["unlearned_psr"].to_numpy()).all()  # finished rows kept as they were
+
+
+def test_shards_split_the_victims_and_a_plain_run_gathers_them(tmp_path):
+    registry = default_registry()
+    suite = tiny_suite(tmp_path, seeds=[0, 1], unlearners=["none"])
+    shards = [run_suite(suite_from_dict(suite, registry), registry=registry, shard=(i, 2)) for i in range(2)]
+    seeds = [set(pd.read_csv(s.output)["seed"]) for s in shards]
+    assert seeds == [{0}, {1}] and all(s.rows == 2 for s in shards)
+    gathered = run_suite(suite_from_dict(suite, registry), registry=registry)
+    assert gathered.computed == 0 and gathered.rows == 4
+    rows = pd.read_csv(gathered.output)
+    assert len(rows) == 4 and rows["cell_id"].is_unique
+    from deltabench.leaderboard import load_results
+
+    assert len(load_results(tmp_path / "out")) == 4  # results.csv, not results + shards
