@@ -116,7 +116,7 @@ class WitchesBrew(Attack):
             "of Sleeper Agent, Souri et al. 2022; 0 = off, Witches' Brew as published)",
         )
         margin_fraction: float = Field(
-            0.1,
+            0.02,
             gt=0,
             le=1,
             description="low-margin: fraction of the eligible test images (lowest margins) to draw from",
