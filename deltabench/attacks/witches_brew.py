@@ -22,7 +22,12 @@ the target is chosen by the seed among test images of other classes that the sur
 correctly (or given); the poison gradient uses the surrogate in eval mode (batch-norm statistics
 frozen) so a step does not depend on which poisons share a batch. Additions, off by default:
 ``ensemble`` (brew against several clean surrogates, losses averaged; a variant in Geiping et
-al.) and ``pairing: runner-up`` (intended class = the surrogate's second choice for the target).
+al.), ``pairing: runner-up`` (intended class = the surrogate's second choice for the target),
+``target_selection: low-margin`` (the target drawn among the test images the surrogates classify
+with the smallest margin: an attacker picking a vulnerable target, where the paper draws targets at
+random) and ``retrain_rounds`` (the surrogates are retrained from scratch on the current poisons
+during the brew and the target gradient recomputed: the model retraining of Souri et al.'s Sleeper
+Agent, 2022, a gradient-matching attack built on Geiping et al.'s code).
 On 8x8 digits the paper's setting rarely transfers to a retrained victim: see docs/attacks.md.
 """
 
@@ -97,39 +102,71 @@ class WitchesBrew(Attack):
         surrogate_epochs: int | None = Field(
             None, ge=1, description="epochs of the clean surrogate (null: the suite's recipe)"
         )
+        target_selection: Literal["random", "low-margin"] = Field(
+            "random",
+            description="with target_index null: random = uniform among eligible test images (the "
+            "paper); low-margin = uniform among the eligible images with the smallest surrogate margin "
+            "(true-class logit minus intended/runner-up logit, averaged over the ensemble)",
+        )
+        retrain_rounds: int = Field(
+            0,
+            ge=0,
+            description="times (evenly spaced over the steps) the surrogates are retrained from scratch "
+            "on the currently poisoned training set and the target gradient recomputed (the retraining "
+            "of Sleeper Agent, Souri et al. 2022; 0 = off, Witches' Brew as published)",
+        )
+        margin_fraction: float = Field(
+            0.02,
+            gt=0,
+            le=1,
+            description="low-margin: fraction of the eligible test images (lowest margins) to draw from",
+        )
 
-    def _choose(self, ctx: AttackContext, surrogate: nn.Module) -> tuple[int, int]:
+    def _choose(self, ctx: AttackContext, surrogates: list[nn.Module]) -> tuple[int, int]:
         p = self.params
         data = ctx.dataset
         k = data.num_classes
+        # Random selection reads the first surrogate only (as before this option, so its outputs are
+        # unchanged); low-margin averages the ensemble's logits, a steadier estimate of the margin.
+        judges = surrogates if p.target_selection == "low-margin" else surrogates[:1]
+        with torch.no_grad():
+            logits = sum(m(data.test.x.to(ctx.device)).cpu() for m in judges) / len(judges)
+        y = data.test.y.numpy()
+        true_logit = logits.gather(1, data.test.y[:, None])[:, 0]
+        runner_up = logits.scatter(1, data.test.y[:, None], float("-inf")).argmax(1)
         if p.target_index is not None:
             if p.target_index >= len(data.test):
                 raise ValueError(f"target_index must be < {len(data.test)}")
-            true = int(data.test.y[p.target_index])
+            true = int(y[p.target_index])
             intended = p.intended_class
             if intended is None and p.pairing == "runner-up":
-                with torch.no_grad():
-                    logits = surrogate(data.test.x[p.target_index : p.target_index + 1].to(ctx.device))[0]
-                order = [int(c) for c in logits.argsort(descending=True) if int(c) != true]
-                intended = order[0]
+                intended = int(runner_up[p.target_index])
             elif intended is None:
                 intended = int(ctx.rng.choice([c for c in range(k) if c != true]))
             if intended == true:
                 raise ValueError("the intended class must differ from the target image's class")
             return p.target_index, intended
-        correct = predict(surrogate, data.test.x).numpy() == data.test.y.numpy()
-        if p.intended_class is None and p.pairing == "runner-up":
-            target = int(ctx.rng.choice(np.flatnonzero(correct) if correct.any() else len(data.test)))
-            with torch.no_grad():
-                logits = surrogate(data.test.x[target : target + 1].to(ctx.device))[0]
-            return target, int(logits.topk(2).indices[1])
-        intended = int(ctx.rng.integers(k)) if p.intended_class is None else p.intended_class
-        if intended >= k:
-            raise ValueError(f"intended_class must be < {k}")
-        pool = np.flatnonzero((data.test.y.numpy() != intended) & correct)
-        if pool.size == 0:
-            pool = np.flatnonzero(data.test.y.numpy() != intended)
-        return int(ctx.rng.choice(pool)), intended
+        correct = logits.argmax(1).numpy() == y
+        runner = p.intended_class is None and p.pairing == "runner-up"
+        if runner:
+            intended = None
+            pool = np.flatnonzero(correct) if correct.any() else np.arange(len(y))
+            rival = runner_up
+        else:
+            intended = int(ctx.rng.integers(k)) if p.intended_class is None else p.intended_class
+            if intended >= k:
+                raise ValueError(f"intended_class must be < {k}")
+            pool = np.flatnonzero((y != intended) & correct)
+            if pool.size == 0:
+                pool = np.flatnonzero(y != intended)
+            rival = torch.full_like(runner_up, intended)
+        if p.target_selection == "low-margin":
+            # An attacker may pick a vulnerable target: the surrogate's least confident ones.
+            margin = (true_logit - logits.gather(1, rival[:, None])[:, 0]).numpy()[pool]
+            keep = max(1, round(p.margin_fraction * pool.size))
+            pool = pool[np.argsort(margin, kind="stable")[:keep]]
+        target = int(ctx.rng.choice(pool))
+        return target, int(runner_up[target]) if runner else intended
 
     def poison(self, ctx: AttackContext) -> PoisonedData:
         p = self.params
@@ -141,7 +178,7 @@ class WitchesBrew(Attack):
             for _ in range(p.ensemble)
         ]
         surrogate = surrogates[0]
-        target_index, intended = self._choose(ctx, surrogate)
+        target_index, intended = self._choose(ctx, surrogates)
         candidates = np.flatnonzero(data.train.y.numpy() == intended)
         count = round(p.budget * len(data.train)) if p.budget < 1 else int(p.budget)
         count = max(1, min(count, candidates.size))
@@ -149,15 +186,28 @@ class WitchesBrew(Attack):
 
         x_t = data.test.x[target_index : target_index + 1].to(device)
         y_t = torch.tensor([intended], device=device)
-        target_grads = [
-            [g.detach() for g in _param_grad(m, F.cross_entropy(m(x_t), y_t), False)] for m in surrogates
-        ]
+
+        def target_gradients(models: list[nn.Module]) -> list[list[torch.Tensor]]:
+            return [[g.detach() for g in _param_grad(m, F.cross_entropy(m(x_t), y_t), False)] for m in models]
+
+        target_grads = target_gradients(surrogates)
         x_p = data.train.x[poison_idx].to(device)
         y_p = data.train.y[poison_idx].to(device)
 
+        def retrain(delta: torch.Tensor) -> tuple[list[nn.Module], list[list[torch.Tensor]]]:
+            # Surrogates trained from scratch on the current poisons see them along a whole training
+            # trajectory, as the victim will: closer to the victim than the clean surrogates.
+            poisoned = data.train.clone()
+            poisoned.x[torch.from_numpy(poison_idx)] = (x_p + delta).clamp(0, 1).cpu()
+            models = [
+                ctx.trainer.fit_new(poisoned, epochs=p.surrogate_epochs, desc="brew retrain").eval()
+                for _ in range(p.ensemble)
+            ]
+            return models, target_gradients(models)
+
         best_delta, best_loss, losses = None, float("inf"), []
         for _ in range(p.restarts):
-            delta, loss = self._brew(surrogates, x_p, y_p, target_grads, ctx, gen)
+            delta, loss = self._brew(surrogates, x_p, y_p, target_grads, ctx, gen, retrain)
             losses.append(loss)
             if loss < best_loss:
                 best_delta, best_loss = delta, loss
@@ -185,16 +235,20 @@ class WitchesBrew(Attack):
         ]
         return sum(losses) / len(losses)
 
-    def _brew(self, surrogates, x_p, y_p, target_grads, ctx, gen) -> tuple[torch.Tensor, float]:
-        """One restart: returns the perturbation and its final matching loss (without augmentation)."""
+    def _brew(self, surrogates, x_p, y_p, target_grads, ctx, gen, retrain) -> tuple[torch.Tensor, float]:
+        """One restart: returns the perturbation and its final matching loss (without augmentation,
+        on the surrogates it ended with)."""
         p = self.params
+        rounds = {(k * p.steps) // (p.retrain_rounds + 1) for k in range(1, p.retrain_rounds + 1)}
         n = len(x_p)
         delta = (torch.randn(x_p.shape, generator=gen).to(x_p.device) * p.eps).clamp(-p.eps, p.eps)
         delta = ((x_p + delta).clamp(0, 1) - x_p).requires_grad_(True)
         opt = torch.optim.Adam([delta], lr=p.tau * p.eps)
         drops = sorted({max(1, int(p.steps * f)) for f in LR_DROPS})
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=drops, gamma=0.1)
-        for _ in range(p.steps):
+        for step in range(p.steps):
+            if step in rounds:
+                surrogates, target_grads = retrain(delta.detach())
             opt.zero_grad(set_to_none=True)
             for start in range(0, n, p.batch_size):
                 sl = slice(start, start + p.batch_size)

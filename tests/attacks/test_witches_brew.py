@@ -9,6 +9,7 @@ from conftest import make_trainer, train_victim
 
 from deltabench.attacks.witches_brew import WitchesBrew, gradient_matching_loss
 from deltabench.components import AttackContext
+from deltabench.training import predict
 
 FAST = dict(steps=12, restarts=1, surrogate_epochs=4)
 
@@ -64,9 +65,12 @@ def test_brewing_aligns_the_gradients_and_is_deterministic(digits):
 
 @pytest.mark.slow
 def test_full_brew_moves_a_retrained_victim_towards_the_intended_class(digits):
-    """The full 250-step brew (the digits setting of docs/attacks.md): a victim retrained from
-    scratch on the poisons gives the target far more intended-class probability than a clean model."""
-    params = dict(eps=64 / 255, pairing="runner-up", ensemble=3, restarts=1, steps=250)
+    """The full 250-step brew (the digits setting of docs/attacks.md, attacker-chosen low-margin
+    target): a victim retrained from scratch on the poisons gives the target the intended class,
+    with far more intended-class probability than a clean model."""
+    params = dict(
+        eps=64 / 255, pairing="runner-up", ensemble=3, restarts=1, steps=250, target_selection="low-margin"
+    )
     data = WitchesBrew(**params).poison(
         AttackContext(digits, np.random.default_rng(4), make_trainer(digits, 1004))
     )
@@ -80,3 +84,58 @@ def test_full_brew_moves_a_retrained_victim_towards_the_intended_class(digits):
 
     assert data.info["matching_loss"] < 0.5 * data.info["clean_matching_loss"]
     assert p_intended(victim) > p_intended(clean) + 0.1
+    assert int(predict(victim, target)[0]) == data.target_class
+
+
+@pytest.mark.parametrize("intended_class", [None, 4])
+def test_low_margin_selection_picks_a_target_the_surrogate_barely_classifies(digits, intended_class):
+    """``target_selection: low-margin`` draws the target among the correctly classified test images
+    with the smallest surrogate margin over the rival (runner-up, or the given intended class)."""
+    seed, fraction = 3, 0.05
+    params = dict(steps=1, pairing="runner-up", target_selection="low-margin", margin_fraction=fraction)
+    data = brew(digits, seed=seed, intended_class=intended_class, **params)
+    # The surrogate is the first model the attack's trainer fits: rebuild it from the same seed.
+    surrogate = make_trainer(digits, seed).fit_new(digits.train, epochs=FAST["surrogate_epochs"]).eval()
+    with torch.no_grad():
+        logits = surrogate(digits.test.x)
+    y = digits.test.y
+    correct = logits.argmax(1) == y
+    others = logits.scatter(1, y[:, None], float("-inf"))
+    rival = others.argmax(1) if intended_class is None else torch.full_like(y, intended_class)
+    margin = logits.gather(1, y[:, None])[:, 0] - logits.gather(1, rival[:, None])[:, 0]
+    eligible = correct & (y != intended_class) if intended_class is not None else correct
+    t = data.info["target_index"]
+    assert bool(eligible[t])
+    assert data.target_class == int(rival[t])
+    # Within the lowest `fraction` of the eligible margins (a uniform draw would be so with p = 0.05).
+    assert int((margin[eligible] < margin[t]).sum()) < round(fraction * int(eligible.sum()))
+
+
+def test_retraining_variant_retrains_the_surrogates_on_the_current_poisons(digits):
+    """``retrain_rounds: 2`` with an ensemble of 2: two clean surrogates, then twice two surrogates
+    trained from scratch on the training set carrying the poisons brewed so far (and nothing else)."""
+    seen = []
+
+    class RecordingTrainer(type(make_trainer(digits, 0))):
+        def fit_new(self, data, **kwargs):
+            seen.append(data.x.clone())
+            return super().fit_new(data, **kwargs)
+
+    base = make_trainer(digits, 5)
+    trainer = RecordingTrainer(base._build_model, base.recipe, base.device, base.generator)
+    eps = 32 / 255
+    attack = WitchesBrew(**{**FAST, "surrogate_epochs": 2, "steps": 6}, eps=eps, ensemble=2, retrain_rounds=2)
+    data = attack.poison(AttackContext(digits, np.random.default_rng(5), trainer))
+    assert len(seen) == 2 + 2 * 2
+    idx = torch.from_numpy(data.poison_indices)
+    rest = torch.ones(len(digits.train), dtype=torch.bool)
+    rest[idx] = False
+    assert all(torch.equal(x, digits.train.x) for x in seen[:2])
+    for x in seen[2:]:
+        assert torch.equal(x[rest], digits.train.x[rest])
+        moved = (x[idx] - digits.train.x[idx]).abs()
+        assert float(moved.max()) <= eps + 1e-6 and float(moved.amax((1, 2, 3)).gt(0).float().mean()) > 0.9
+    # The rounds come at steps 2 and 4: the second retraining sees further-brewed poisons.
+    assert not torch.equal(seen[2][idx], seen[4][idx])
+    assert torch.equal(seen[2], seen[3]) and torch.equal(seen[4], seen[5])
+    assert float((data.train.x - digits.train.x).abs().max()) <= eps + 1e-6
