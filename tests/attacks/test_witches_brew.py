@@ -71,11 +71,18 @@ def test_full_brew_moves_a_retrained_victim_towards_the_intended_class(digits):
     params = dict(
         eps=64 / 255, pairing="runner-up", ensemble=3, restarts=1, steps=250, target_selection="low-margin"
     )
-    data = WitchesBrew(**params).poison(
-        AttackContext(digits, np.random.default_rng(4), make_trainer(digits, 1004))
-    )
-    victim = train_victim(digits, data, seed=4).model
-    clean = make_trainer(digits, seed=5).fit_new(digits.train)
+    # One brew-and-retrain trial is chaotic in float rounding: pin the thread count so the seeded
+    # trial is the same on every 2-core machine (the success rate over trials is in docs/attacks.md).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = WitchesBrew(**params).poison(
+            AttackContext(digits, np.random.default_rng(4), make_trainer(digits, 1004))
+        )
+        victim = train_victim(digits, data, seed=4).model
+        clean = make_trainer(digits, seed=5).fit_new(digits.train)
+    finally:
+        torch.set_num_threads(threads)
     target = data.triggered_test.x
 
     def p_intended(model):
