@@ -36,7 +36,7 @@ from .exceptions import ComponentError, NoAffectedPointError
 from .measure import StageCost, StageMeter
 from .metrics import SUCCESS_PSR, accuracy, detection_metrics, poison_success_rate
 from .registry import Registry, default_registry
-from .training import Trainer, TrainingRecipe
+from .training import Trainer, TrainingRecipe, predict
 
 __all__ = ["Job", "run_suite", "run_job", "RunSummary", "resolve_device", "RESULTS_FILE"]
 
@@ -328,8 +328,6 @@ class _JobState:
 
 
 def _predict(model: torch.nn.Module, data: ImageSet) -> np.ndarray:
-    from .training import predict
-
     return predict(model, data.x).numpy()
 
 
