@@ -29,12 +29,8 @@ QUICK = TrainingRecipe(epochs=15, batch_size=128, lr=0.1, translate=1, hflip=Fal
 
 def trainer(ds, seed: int) -> Trainer:
     torch.manual_seed(seed)
-    fam = SmallCNN()
-    return Trainer(
-        lambda: fam.build(ds.image_shape, ds.num_classes, ds.mean, ds.std),
-        QUICK,
-        torch.device("cpu"),
-        torch.Generator().manual_seed(seed),
+    return Trainer.for_dataset(
+        SmallCNN(), ds, QUICK, torch.device("cpu"), torch.Generator().manual_seed(seed)
     )
 
 

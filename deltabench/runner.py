@@ -173,14 +173,8 @@ class _JobState:
         return self._dataset
 
     def trainer(self, generator: torch.Generator) -> Trainer:
-        ds = self.dataset
         family = self._make("model", self.job.model)
-        return Trainer(
-            lambda: family.build(ds.image_shape, ds.num_classes, ds.mean, ds.std),
-            self.recipe,
-            self.device,
-            generator,
-        )
+        return Trainer.for_dataset(family, self.dataset, self.recipe, self.device, generator)
 
     def _staged(self, stage: str, key: str, compute: Callable[[], dict]) -> dict:
         def timed() -> dict:

@@ -9,6 +9,7 @@ torchvision transforms, which dominates the cost of a small model (see ``benchma
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .artifacts import ImageSet
+
+if TYPE_CHECKING:  # components imports this module
+    from .artifacts import Dataset
+    from .components import ModelFamily
 
 __all__ = ["TrainingRecipe", "Trainer", "train", "predict", "accuracy", "augment_batch"]
 
@@ -152,6 +157,24 @@ class Trainer:
         self.recipe = recipe
         self.device = device
         self.generator = generator
+
+    @classmethod
+    def for_dataset(
+        cls,
+        family: ModelFamily,
+        dataset: Dataset,
+        recipe: TrainingRecipe,
+        device: torch.device,
+        generator: torch.Generator,
+    ) -> Trainer:
+        """A trainer whose models are ``family``'s, built for ``dataset``'s shape, classes and
+        statistics: the one way the runner, tests and measurement scripts make a trainer."""
+        return cls(
+            lambda: family.build(dataset.image_shape, dataset.num_classes, dataset.mean, dataset.std),
+            recipe,
+            device,
+            generator,
+        )
 
     def new_model(self) -> nn.Module:
         """A freshly initialised model on the device (initialisation drawn from torch's seeded RNG)."""

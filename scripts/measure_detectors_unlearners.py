@@ -32,12 +32,8 @@ RECIPE = TrainingRecipe(epochs=15, batch_size=128, lr=0.1, translate=1, hflip=Fa
 
 def trainer(ds, seed):
     torch.manual_seed(seed)
-    fam = SmallCNN()
-    return Trainer(
-        lambda: fam.build(ds.image_shape, ds.num_classes, ds.mean, ds.std),
-        RECIPE,
-        torch.device("cpu"),
-        torch.Generator().manual_seed(seed),
+    return Trainer.for_dataset(
+        SmallCNN(), ds, RECIPE, torch.device("cpu"), torch.Generator().manual_seed(seed)
     )
 
 

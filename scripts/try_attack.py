@@ -25,12 +25,7 @@ fam = SmallCNN()
 
 def trainer(seed):
     torch.manual_seed(seed)
-    return Trainer(
-        lambda: fam.build(ds.image_shape, 10, ds.mean, ds.std),
-        RECIPE,
-        torch.device("cpu"),
-        torch.Generator().manual_seed(seed),
-    )
+    return Trainer.for_dataset(fam, ds, RECIPE, torch.device("cpu"), torch.Generator().manual_seed(seed))
 
 
 cls = default_registry().get("attack", name)

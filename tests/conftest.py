@@ -27,12 +27,8 @@ FAST_RECIPE = TrainingRecipe(epochs=12, batch_size=128, lr=0.1, translate=1, hfl
 def make_trainer(dataset: Dataset, seed: int = 0, recipe: TrainingRecipe = FAST_RECIPE) -> Trainer:
     """A CPU trainer for the small CNN on ``dataset``, with torch's global RNG seeded."""
     torch.manual_seed(seed)
-    family = SmallCNN()
-    return Trainer(
-        lambda: family.build(dataset.image_shape, dataset.num_classes, dataset.mean, dataset.std),
-        recipe,
-        torch.device("cpu"),
-        torch.Generator().manual_seed(seed),
+    return Trainer.for_dataset(
+        SmallCNN(), dataset, recipe, torch.device("cpu"), torch.Generator().manual_seed(seed)
     )
 
 
