@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # components imports this module
     from .artifacts import Dataset
     from .components import ModelFamily
 
-__all__ = ["TrainingRecipe", "Trainer", "train", "predict", "accuracy", "augment_batch"]
+__all__ = ["TrainingRecipe", "Trainer", "train", "predict", "accuracy", "augment_batch", "even_batches"]
 
 
 class TrainingRecipe(BaseModel):
@@ -94,7 +94,7 @@ def train(
     epochs = recipe.epochs if epochs is None else epochs
     x_all, y_all = data.x.to(device), data.y.to(device)
     n = len(y_all)
-    steps_per_epoch = max(1, -(-n // recipe.batch_size))
+    steps_per_epoch = max(1, len(even_batches(torch.arange(n), recipe.batch_size)))
     opt = torch.optim.SGD(
         model.parameters(),
         lr=recipe.lr,
@@ -107,9 +107,7 @@ def train(
     use_bf16 = recipe.bf16 and device.type == "cuda"
     model.train()
     for _ in tqdm(range(epochs), desc=desc, leave=False, disable=None):
-        order = torch.randperm(n, generator=generator).to(device)
-        for start in range(0, n, recipe.batch_size):
-            idx = order[start : start + recipe.batch_size]
+        for idx in even_batches(torch.randperm(n, generator=generator).to(device), recipe.batch_size):
             xb = augment_batch(x_all[idx], recipe.translate, recipe.hflip, generator)
             yb = y_all[idx]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
@@ -119,6 +117,17 @@ def train(
             opt.step()
             sched.step()
     return model.eval()
+
+
+def even_batches(order: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:
+    """One pass's shuffled indices cut into ``ceil(n / batch_size)`` batches of near-equal size.
+
+    Cutting every ``batch_size`` leaves a last batch of ``n mod batch_size`` examples. With batch
+    norm, a batch of one or two examples trains on meaningless statistics and, as an epoch's last
+    step, overwrites the running estimates: EU on 1,153 retained digits (1,153 = 9 x 128 + 1) lost
+    about 20 points of accuracy that way. Near-equal batches keep every example in every epoch.
+    """
+    return torch.tensor_split(order, -(-len(order) // batch_size)) if len(order) else ()
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ from torch import nn
 from ..artifacts import Detection
 from ..components import DetectionContext, Detector, Params
 from ..hookspecs import hookimpl
+from ..training import even_batches
 
 __all__ = ["dct_matrix", "dct2", "synthetic_triggers", "FrequencyAnalyzer"]
 
@@ -129,9 +130,8 @@ class FrequencyAnalyzer(Detector):
         opt = torch.optim.Adam(model.parameters(), lr=p.lr)
         model.train()
         for _ in range(p.epochs):
-            order = torch.randperm(len(x), generator=gen).to(ctx.device)
-            for start in range(0, len(x), p.batch_size):
-                clean = x[order[start : start + p.batch_size]]
+            for idx in even_batches(torch.randperm(len(x), generator=gen).to(ctx.device), p.batch_size):
+                clean = x[idx]
                 triggered = synthetic_triggers(clean, gen)
                 inputs = torch.cat([clean, triggered])
                 target = torch.cat([torch.zeros(len(clean)), torch.ones(len(clean))]).long().to(ctx.device)

@@ -8,26 +8,29 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..artifacts import ImageSet
-from ..training import augment_batch
+from ..training import augment_batch, even_batches
 
 
 class Batches:
-    """Endless shuffled passes over an image set, ``batch_size`` at a time, augmented like training."""
+    """Endless shuffled passes over an image set in near-equal batches of at most ``batch_size``,
+    augmented like training."""
 
     def __init__(
         self, data: ImageSet, batch_size: int, generator: torch.Generator, translate: int, hflip: bool
     ) -> None:
         self.data, self.batch_size, self.generator = data, batch_size, generator
         self.translate, self.hflip = translate, hflip
-        self._order = torch.empty(0, dtype=torch.long)
+        self._pass: tuple[torch.Tensor, ...] = ()
         self._pos = 0
 
     def next(self, device: torch.device, extra: torch.Tensor | None = None):
-        if self._pos >= len(self._order):
-            self._order = torch.randperm(len(self.data), generator=self.generator)
+        if self._pos >= len(self._pass):
+            self._pass = even_batches(
+                torch.randperm(len(self.data), generator=self.generator), self.batch_size
+            )
             self._pos = 0
-        idx = self._order[self._pos : self._pos + self.batch_size]
-        self._pos += self.batch_size
+        idx = self._pass[self._pos]
+        self._pos += 1
         x = augment_batch(self.data.x[idx].to(device), self.translate, self.hflip, self.generator)
         y = self.data.y[idx].to(device)
         return (x, y) if extra is None else (x, y, extra[idx].to(device))
