@@ -109,7 +109,8 @@ class DetectionContext:
 
     ``affected`` holds the affected test input(s) found after deployment, labelled with the class
     the victim wrongly predicts (the attacker's target). ``rng`` and the trainer's generator are
-    seeded by the runner.
+    seeded by the runner. ``reference`` is clean labelled data the defender holds (the runner passes
+    the dataset's clean test set); a detector that reads it says so in its docs.
     """
 
     model: nn.Module
@@ -119,6 +120,7 @@ class DetectionContext:
     rng: np.random.Generator
     trainer: Trainer
     extras: dict[str, Any] = field(default_factory=dict)
+    reference: ImageSet | None = None
 
     @property
     def device(self) -> torch.device:

@@ -41,6 +41,9 @@ from .training import Trainer, TrainingRecipe, predict
 __all__ = ["Job", "run_suite", "run_job", "RunSummary", "resolve_device", "RESULTS_FILE"]
 
 RESULTS_FILE = "results.csv"
+# Part of every stage key. Component versions cover a component's own code; bump this when shared
+# code changes what stages compute (the training loop, the influence engine), so caches miss.
+CORE_VERSION = 2
 
 
 def _log(message: str) -> None:
@@ -151,7 +154,7 @@ class _JobState:
         self.store = ArtifactStore(job.cache_dir, enabled=not job.fresh)
         self.device = resolve_device(job.device)
         self.recipe = TrainingRecipe(**job.training)
-        self.dataset_key = stable_hash("dataset", _spec_key(job.dataset, registry), job.seed)
+        self.dataset_key = stable_hash("dataset", _spec_key(job.dataset, registry), job.seed, CORE_VERSION)
         self.attack_key = stable_hash("attack", self.dataset_key, _spec_key(job.attack, registry), job.seed)
         self.model_key = _spec_key(job.model, registry)
         self.victim_key = stable_hash(
@@ -281,6 +284,7 @@ class _JobState:
                 rng=rng,
                 trainer=self.trainer(gen),
                 extras=extras,
+                reference=self.dataset.test,
             )
             result = detector.detect(ctx)
             if not isinstance(result, Detection):
