@@ -138,3 +138,41 @@ def test_several_affected_points_combine(badnet_victim):
     np.testing.assert_array_equal(union.scores["delta_matrix"], inter.scores["delta_matrix"])
     assert set(inter.flagged) <= set(union.flagged)
     assert detection_metrics(union.flagged, v.poisoned.poison_indices)["recall"] >= 0.95
+
+
+def test_class_control_keeps_the_poisons_and_spares_clean_target_class_points(badnet_victim):
+    v = badnet_victim
+    n = len(v.poisoned.train)
+
+    def detect(**params):
+        ctx = DetectionContext(
+            v.model, v.poisoned.train, v.affected, 10, np.random.default_rng(0), make_trainer(v.dataset, 0)
+        )
+        ctx.reference = v.dataset.test
+        return DeltaInfluence(T=30, **params).detect(ctx)
+
+    base, controlled = detect(), detect(control=8)
+    # same auxiliary queries, so the control can only remove flags, never add one
+    np.testing.assert_array_equal(base.scores["delta_matrix"], controlled.scores["delta_matrix"])
+    assert set(controlled.flagged) <= set(base.flagged)
+    explained = controlled.scores["explained_by_class"][0]
+    np.testing.assert_array_equal(controlled.flagged, np.setdiff1d(base.flagged, np.flatnonzero(explained)))
+    assert controlled.scores["control_mean"].shape == (1, n)
+
+    poisons = v.poisoned.poison_indices
+    target = v.poisoned.target_class
+    clean_target = np.setdiff1d(np.flatnonzero(v.poisoned.train.y.numpy() == target), poisons)
+    assert detection_metrics(controlled.flagged, poisons)["recall"] >= 0.95
+    base_clean = np.intersect1d(base.flagged, clean_target).size
+    kept_clean = np.intersect1d(controlled.flagged, clean_target).size
+    assert base_clean >= 40  # the paper's rule takes a large share of the 127 clean 5s ...
+    assert kept_clean <= 0.2 * base_clean  # ... the control gives most of them back
+
+
+def test_class_control_needs_reference_data(badnet_victim):
+    ctx = ctx_for(badnet_victim)
+    with pytest.raises(ValueError, match="reference"):
+        DeltaInfluence(T=2, control=4).detect(ctx)
+    ctx.reference = badnet_victim.dataset.test.subset(np.arange(5))
+    with pytest.raises(ValueError, match="classified correctly"):
+        DeltaInfluence(T=2, control=40).detect(ctx)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from deltabench.training import augment_batch
+from deltabench.training import accuracy, augment_batch, even_batches
 
 
 def test_translation_moves_each_image_by_at_most_t_pixels():
@@ -34,3 +34,21 @@ def test_training_is_reproducible_with_a_seed(digits):
     b = make_trainer(digits, seed=3).fit_new(digits.train.subset(range(300)), epochs=1)
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
+
+
+def test_even_batches_cover_a_pass_once_in_near_equal_sizes():
+    order = torch.randperm(1153, generator=torch.Generator().manual_seed(0))
+    batches = even_batches(order, 128)
+    assert len(batches) == 10 and {len(b) for b in batches} == {115, 116}
+    assert torch.equal(torch.cat(batches), order)
+    assert [len(b) for b in even_batches(torch.arange(256), 128)] == [128, 128]
+    assert even_batches(torch.arange(0), 128) == ()
+
+
+def test_a_set_one_past_a_batch_multiple_trains_as_well_as_the_rest(digits):
+    """1,153 = 9 x 128 + 1 examples: a plain cut ends every epoch on a 1-example batch, whose batch-norm
+    statistics overwrite the running estimates (this model lost ~20 points of accuracy that way)."""
+    from conftest import make_trainer
+
+    model = make_trainer(digits, seed=0).fit_new(digits.train.subset(range(1153)))
+    assert accuracy(model, digits.test) >= 0.95

@@ -18,6 +18,18 @@ all k*T deltas, flag when >= k*(T - n_tolerate)).
 
 Variants (paper's ablations): MM = transform and relabel (the method), MI = transform only (label
 stays y_target), ML = relabel only (image unchanged).
+
+Class control (ours, off by default; ``control > 0``): every point that supports label y_target on
+x, clean members of the target class included, loses that support once x is transformed and
+relabelled, so clean target-class points collapse too; on a small class this removes most of it and
+retraining loses accuracy. With a control, ``control`` clean images of the target class that the
+victim classifies correctly are drawn from the defender's clean data (``ctx.reference``) and scored
+in the same pass; a flag is kept only if the point's mean influence on them is at most
+``control_ratio`` times its influence on the affected point. A clean target-class point supports a
+clean image of its class more than a triggered input of another class; a dirty-label poison does the
+reverse. The auxiliary queries are drawn before the controls, so with a control the flagged set is
+always a subset of the paper rule's. It assumes the poisons do not carry the class's clean
+features: clean-label poisons (Witches' Brew) are real members of the class and may be unflagged.
 """
 
 from __future__ import annotations
@@ -33,8 +45,9 @@ from ..components import DetectionContext, Detector
 from ..hookspecs import hookimpl
 from ..influence.detector_support import EngineParams, engine_for
 from ..influence.transforms import apply_transform, available_transforms
+from ..training import predict
 
-__all__ = ["DeltaInfluence", "auxiliary_queries", "collapse_flags"]
+__all__ = ["DeltaInfluence", "auxiliary_queries", "class_controls", "collapse_flags"]
 
 
 def auxiliary_queries(
@@ -69,6 +82,28 @@ def collapse_flags(delta: np.ndarray, th: float, n_tolerate: int) -> tuple[np.nd
     return counts, counts >= delta.shape[0] - n_tolerate
 
 
+def class_controls(ctx: DetectionContext, per_point: int) -> ImageSet:
+    """``per_point`` clean reference images of each affected point's label that the victim gets right.
+
+    Point-major order, like the auxiliary queries. Drawn with ``ctx.rng`` after the auxiliary
+    queries, so switching the control on leaves those queries unchanged.
+    """
+    ref = ctx.reference
+    if ref is None:
+        raise ValueError("delta-influence with control > 0 needs clean reference data (ctx.reference)")
+    correct = predict(ctx.model, ref.x) == ref.y.cpu()
+    picks = []
+    for label in ctx.affected.y.tolist():
+        pool = np.flatnonzero((correct & (ref.y == label)).numpy())
+        if pool.size < per_point:
+            raise ValueError(
+                f"delta-influence control: {per_point} clean images of class {label} classified "
+                f"correctly are needed, the reference data has {pool.size}"
+            )
+        picks.append(ctx.rng.choice(pool, size=per_point, replace=False))
+    return ref.subset(np.concatenate(picks))
+
+
 class DeltaInfluence(Detector):
     """Δ-Influence: flag points whose influence on the affected point collapses under transforms."""
 
@@ -84,6 +119,12 @@ class DeltaInfluence(Detector):
         combine: Literal["union", "intersection", "pooled"] = Field(
             "union", description="how flags of several affected points merge"
         )
+        control: int = Field(
+            0, ge=0, description="clean target-class control images (ours; 0 = the paper's method)"
+        )
+        control_ratio: float = Field(
+            1.0, gt=0, description="keep a flag if influence on the controls <= ratio x on the affected point"
+        )
 
     def detect(self, ctx: DetectionContext) -> Detection:
         p = self.params
@@ -91,13 +132,24 @@ class DeltaInfluence(Detector):
         aux, names = auxiliary_queries(
             ctx.affected, ctx.num_classes, p.T, p.variant, ctx.rng, ctx.trainer.generator
         )
-        queries = ImageSet(torch.cat([ctx.affected.x, aux.x]), torch.cat([ctx.affected.y, aux.y]))
-        scores = engine_for(ctx, p).scores(queries)  # one pass: (k + k*T, n)
-        old, new = scores[:k], scores[k:].reshape(k, p.T, -1)
+        controls = class_controls(ctx, p.control) if p.control else ctx.affected.subset([])
+        queries = ImageSet(
+            torch.cat([ctx.affected.x, aux.x, controls.x]), torch.cat([ctx.affected.y, aux.y, controls.y])
+        )
+        scores = engine_for(ctx, p).scores(queries)  # one pass: (k + k*T + k*control, n)
+        old, new = scores[:k], scores[k : k + k * p.T].reshape(k, p.T, -1)
         delta = new - old[:, None, :]
         per_point = [collapse_flags(delta[j], p.th, p.n_tolerate) for j in range(k)]
+        extra: dict[str, np.ndarray] = {}
+        if p.control:
+            control_mean = scores[k + k * p.T :].reshape(k, p.control, -1).mean(1)
+            explained = control_mean > p.control_ratio * old  # (k, n): the class explains the support
+            per_point = [(c, f & ~explained[j]) for j, (c, f) in enumerate(per_point)]
+            extra = {"control_mean": control_mean.astype(np.float32), "explained_by_class": explained}
         if p.combine == "pooled":
             counts, flags = collapse_flags(delta.reshape(k * p.T, -1), p.th, k * p.n_tolerate)
+            if p.control:
+                flags &= ~(extra["control_mean"].mean(0) > p.control_ratio * old.mean(0))
         else:
             counts = np.sum([c for c, _ in per_point], axis=0)
             stack = np.stack([f for _, f in per_point])
@@ -106,6 +158,7 @@ class DeltaInfluence(Detector):
         return Detection(
             np.flatnonzero(flags),
             {
+                **extra,
                 "old": old.mean(0),
                 "collapse_count": counts.astype(np.int32),
                 "median_delta": np.median(flat, axis=0),
