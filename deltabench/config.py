@@ -11,7 +11,7 @@ import itertools
 import json
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,9 @@ class ComponentEntry(BaseModel):
 
     name: str = Field(description="registered name (see `deltabench plugins`)")
     params: dict[str, Any] = Field(default_factory=dict, description="parameters; lists expand into a grid")
+    label: str | None = Field(
+        None, description="name in the leaderboard (default: the registered name, see ComponentSpec.label)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -97,6 +100,7 @@ class ComponentSpec:
     kind: str
     name: str
     params: dict[str, Any]
+    display: str = field(default="", compare=False)
 
     @property
     def params_json(self) -> str:
@@ -104,7 +108,9 @@ class ComponentSpec:
 
     @property
     def label(self) -> str:
-        return self.name
+        """The leaderboard's name for it: the suite's ``label`` or the registered name; when one name
+        appears with several settings, each non-default one gets ``(key=value, ...)`` appended."""
+        return self.display or self.name
 
 
 @dataclass
@@ -238,9 +244,37 @@ def _resolve(
             except ValidationError as exc:
                 problems.extend(_validation_lines(exc, cls.Params, (key, i, "params")))
                 break
-            spec = ComponentSpec(kind, entry.name, params.model_dump(mode="json"))
+            spec = ComponentSpec(kind, entry.name, params.model_dump(mode="json"), entry.label or "")
             if spec not in specs:
                 specs.append(spec)
+    return _label_variants(specs, registry)
+
+
+def _label_variants(specs: list[ComponentSpec], registry: Registry) -> list[ComponentSpec]:
+    """Tell apart specs that would share a leaderboard name by the parameters that set them apart."""
+    labels = [spec.label for spec in specs]
+    for base in {b for b in labels if labels.count(b) > 1}:
+        members = [i for i, b in enumerate(labels) if b == base]
+        group = [specs[i] for i in members]
+        varying = [
+            k for k in group[0].params if len({json.dumps(s.params.get(k), default=str) for s in group}) > 1
+        ]
+        try:
+            defaults = registry.get(group[0].kind, group[0].name).Params().model_dump(mode="json")
+        except Exception:  # a component with required parameters has no default setting
+            defaults = {}
+
+        def named(spec: ComponentSpec, keys: list[str], base: str = base) -> str:
+            suffix = ", ".join(f"{k}={spec.params[k]}" for k in keys)
+            return f"{base} ({suffix})" if suffix else base
+
+        names = [
+            named(s, [k for k in varying if k not in defaults or s.params[k] != defaults[k]]) for s in group
+        ]
+        if len(set(names)) < len(names):  # still ambiguous: name every varying key
+            names = [named(s, varying) for s in group]
+        for i, name in zip(members, names):
+            specs[i] = replace(specs[i], display=name)
     return specs
 
 

@@ -332,12 +332,12 @@ def _predict(model: torch.nn.Module, data: ImageSet) -> np.ndarray:
 def _base_row(job: Job, cell_id: str, det: ComponentSpec, unl: ComponentSpec) -> dict[str, Any]:
     return {
         "suite": job.suite_name,
-        "dataset": job.dataset.name,
-        "model": job.model.name,
-        "attack": job.attack.name,
+        "dataset": job.dataset.label,
+        "model": job.model.label,
+        "attack": job.attack.label,
         "seed": job.seed,
-        "detector": det.name,
-        "unlearner": unl.name,
+        "detector": det.label,
+        "unlearner": unl.label,
         "status": "ok",
         "error": "",
         "cell_id": cell_id,

@@ -108,6 +108,25 @@ def test_list_parameters_expand_into_a_grid():
     ]  # fmt: skip
 
 
+def test_settings_of_one_component_get_distinct_leaderboard_labels():
+    text = _with(
+        attacks=[{"name": "badnet", "params": {"budget": [0.2, 0.5]}}],
+        detectors=[
+            "delta-influence",
+            {"name": "delta-influence", "params": {"control": 8, "T": [10, 50]}},
+            {"name": "spectral", "label": "spectral (eps 0.1)", "params": {"expected_poison_rate": 0.1}},
+        ],
+    )
+    parsed = parse_suite(text, default_registry())
+    # default settings keep the bare name; others name only what differs from the defaults
+    assert [a.label for a in parsed.attacks] == ["badnet (budget=0.2)", "badnet"]
+    assert [d.label for d in parsed.detectors] == [
+        "oracle", "delta-influence", "delta-influence (T=10, control=8)", "delta-influence (control=8)",
+        "spectral (eps 0.1)",
+    ]  # fmt: skip
+    assert parsed.detectors[1] == parse_suite(_with(detectors=["delta-influence"]), default_registry()).detectors[1]
+
+
 def test_a_list_valued_parameter_is_not_mistaken_for_a_grid():
     pixels = [[-1, -1], [-2, -2]]
     parsed = parse_suite(

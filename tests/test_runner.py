@@ -63,6 +63,8 @@ def test_rerun_computes_nothing_and_adding_a_detector_trains_no_victim(tmp_path)
     )
     grown = run_suite(suite_from_dict(more, registry), registry=registry)
     assert grown.computed == 2 and grown.rows == 6
+    labels = set(pd.read_csv(grown.output)["detector"])  # the two settings stay apart in the leaderboard
+    assert labels == {"oracle", "spectral", "spectral (expected_poison_rate=0.3)"}
     assert artifact_times(cache, "victim") == victims  # no victim retrained
 
 
