@@ -124,7 +124,10 @@ def test_settings_of_one_component_get_distinct_leaderboard_labels():
         "oracle", "delta-influence", "delta-influence (T=10, control=8)", "delta-influence (control=8)",
         "spectral (eps 0.1)",
     ]  # fmt: skip
-    assert parsed.detectors[1] == parse_suite(_with(detectors=["delta-influence"]), default_registry()).detectors[1]
+    assert (
+        parsed.detectors[1]
+        == parse_suite(_with(detectors=["delta-influence"]), default_registry()).detectors[1]
+    )
 
 
 def test_a_list_valued_parameter_is_not_mistaken_for_a_grid():
