@@ -12,7 +12,13 @@ from sklearn.metrics import roc_auc_score
 from deltabench.components import DetectionContext
 from deltabench.detectors.activation_clustering import ActivationClustering
 from deltabench.detectors.frequency_analyzer import FrequencyAnalyzer, dct2, synthetic_triggers
-from deltabench.detectors.spectral import SpectralSignatures, paper_code_scores
+from deltabench.detectors.spectral import (
+    SpectralSignatures,
+    paper_code_scores,
+    skew_signed_scores,
+    spectral_scores,
+    top_projection,
+)
 from deltabench.features import penultimate_features
 from deltabench.metrics import detection_metrics
 
@@ -37,13 +43,39 @@ def test_spectral_standard_recall_when_eps_matches_poison_share(badnet_victim):
     eps = _poison_share_of_target(badnet_victim)  # ~0.32: half the 8s relabelled to 5
     det = SpectralSignatures(expected_poison_rate=eps).detect(_ctx(badnet_victim))
     m = detection_metrics(det.flagged, badnet_victim.poisoned.poison_indices)
-    # Measured 0.75 here and 0.70-0.82 on other digits victims: the 0.8 goal is not always met
-    # (see docs/detectors-and-unlearners.md); flagging 1.5 eps of class 5 at random gives ~0.49.
+    # Measured 0.75 here, 0.72-0.82 on 12-epoch and 0.72-0.85 on 15-epoch victims (seeds 0-4); flagging
+    # 1.5 eps of class 5 at random gives ~0.49. The >= 0.8 goal is not met reliably at any budget on
+    # digits, and smaller poison shares (Tran et al.'s 5-10%) do worse, not better: see
+    # docs/detectors-and-unlearners.md and test_spectral_top_direction_is_right_squaring_costs_recall.
     assert m["recall"] >= 0.7, m
     # with the default eps = 0.05 it removes 1.5 * 5% of each class
     default = SpectralSignatures().detect(_ctx(badnet_victim))
     sizes = np.bincount(badnet_victim.poisoned.train.y.numpy())
     assert default.flagged.size == sum(int(round(1.5 * 0.05 * n)) for n in sizes)
+
+
+def test_spectral_top_direction_is_right_squaring_costs_recall(badnet_victim):
+    # At ~32% of class 5 the top singular direction separates poisons from clean 5s almost perfectly
+    # (signed projection), but squaring ranks the clean 5s far on the other side of the mean as high
+    # as the poisons. The skew-signed score (ours, non-default) keeps the sign.
+    p = badnet_victim.poisoned
+    members = np.flatnonzero(p.train.y.numpy() == p.target_class)
+    feats = penultimate_features(badnet_victim.model, p.train.x)[members]
+    is_poison = np.isin(members, p.poison_indices)
+    proj = top_projection(feats)
+    np.testing.assert_allclose(spectral_scores(feats), proj**2)
+    signed_auc = roc_auc_score(is_poison, proj)
+    assert max(signed_auc, 1 - signed_auc) > 0.95  # measured 0.98
+    assert roc_auc_score(is_poison, proj**2) < 0.9  # measured 0.79
+    skew = skew_signed_scores(feats)
+    assert roc_auc_score(is_poison, skew) > 0.95  # orientation found without labels
+    eps = _poison_share_of_target(badnet_victim)
+    squared = SpectralSignatures(expected_poison_rate=eps).detect(_ctx(badnet_victim))
+    signed = SpectralSignatures(expected_poison_rate=eps, score="skew-signed").detect(_ctx(badnet_victim))
+    assert squared.flagged.size == signed.flagged.size
+    r_sq = detection_metrics(squared.flagged, p.poison_indices)["recall"]
+    r_signed = detection_metrics(signed.flagged, p.poison_indices)["recall"]
+    assert r_signed >= 0.9 and r_signed > r_sq, (r_signed, r_sq)  # measured 0.98 vs 0.75
 
 
 def test_spectral_paper_code_scores_are_projection_norms(badnet_victim):

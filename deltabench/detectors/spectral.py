@@ -14,11 +14,28 @@ from ..features import penultimate_features
 from ..hookspecs import hookimpl
 
 
-def spectral_scores(features: torch.Tensor) -> np.ndarray:
-    """Squared projection of each centred feature vector on the top right-singular vector."""
+def top_projection(features: torch.Tensor) -> np.ndarray:
+    """Projection of each centred feature vector on the top right-singular vector (sign arbitrary)."""
     centred = features - features.mean(0, keepdim=True)
     _, _, vh = torch.linalg.svd(centred.double(), full_matrices=False)
-    return (centred.double() @ vh[0]).pow(2).numpy()
+    return (centred.double() @ vh[0]).numpy()
+
+
+def spectral_scores(features: torch.Tensor) -> np.ndarray:
+    """Tran et al.'s score: squared projection of each centred feature vector on the top singular vector."""
+    return top_projection(features) ** 2
+
+
+def skew_signed_scores(features: torch.Tensor) -> np.ndarray:
+    """Ours: the projection itself, its sign chosen so that its third moment is positive.
+
+    A poison share eps < 1/2 of the class sits at (1 - eps) * delta from the class mean along the
+    top direction and the clean points at -eps * delta, so the distribution is skewed toward the
+    poisons. Squaring also ranks the clean points far on the other side of the mean highly, which
+    costs recall when eps is large (about a third of the class); the signed score does not.
+    """
+    proj = top_projection(features)
+    return proj if (proj**3).mean() >= 0 else -proj
 
 
 def paper_code_scores(features: torch.Tensor, sv_threshold: float) -> np.ndarray:
@@ -42,6 +59,10 @@ class SpectralSignatures(Detector):
     when the score > ``contribution_threshold`` (7). Both thresholds are absolute and were set for a
     ResNet-18 on 50,000 CIFAR images; they do not transfer to other models or set sizes, so on the
     digits CNN this form flags whatever the raw feature norms make of them (see the docs page).
+
+    ``score="skew-signed"`` (standard form only) is ours, not Tran et al.'s: rank by the signed
+    projection oriented toward the skewed tail (:func:`skew_signed_scores`) instead of its square.
+    It is not the default; the published method is ``score="squared"``.
     """
 
     name = "spectral"
@@ -55,6 +76,11 @@ class SpectralSignatures(Detector):
         )
         removal_factor: float = Field(
             1.5, gt=0, description="standard form: remove the top factor * eps * n_class"
+        )
+        score: Literal["squared", "skew-signed"] = Field(
+            "squared",
+            description="standard form: Tran et al.'s squared projection, or ours: the signed projection "
+            "oriented toward its skewed tail",
         )
         sv_threshold: float = Field(
             7.0, ge=0, description="paper-code form: keep singular directions with singular value above this"
@@ -75,7 +101,9 @@ class SpectralSignatures(Detector):
             members = np.flatnonzero(labels == c)
             if len(members) < 2:
                 continue
-            s = spectral_scores(feats[members])
+            s = (skew_signed_scores if self.params.score == "skew-signed" else spectral_scores)(
+                feats[members]
+            )
             scores[members] = s
             k = int(round(self.params.removal_factor * self.params.expected_poison_rate * len(members)))
             if k > 0:
