@@ -145,9 +145,14 @@ class UnlearningContext:
 
 
 class Attack(Component):
-    """Poisons a clean dataset."""
+    """Poisons a clean dataset.
+
+    ``relative_cost`` is a rough cost of ``poison`` in units of training one victim; the runner
+    starts the costliest victims first, so that parallel workers finish close together.
+    """
 
     kind = "attack"
+    relative_cost: ClassVar[float] = 0.0
 
     def poison(self, ctx: AttackContext) -> PoisonedData:
         raise NotImplementedError

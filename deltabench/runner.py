@@ -565,6 +565,8 @@ def run_suite(
     for job in jobs:
         job.skip_cells = set(kept)
     todo = [job for job in jobs if any(cid not in kept for cid, _, _ in job.cells(registry))]
+    # costliest attacks first (a stable sort; rows are written in suite order whatever runs first)
+    todo.sort(key=lambda job: -registry.get("attack", job.attack.name).relative_cost)
     total_cells = sum(len(job.cells(registry)) for job in jobs)
     _log(
         f"suite '{parsed.suite.name}': {len(jobs)} victims, {total_cells} cells; "

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from deltabench import Detector, Unlearner, hookimpl
+from deltabench import Detector, Executor, Unlearner, hookimpl
 from deltabench.config import suite_from_dict
 from deltabench.registry import default_registry, load_registry
-from deltabench.runner import RESULTS_FILE, run_suite
+from deltabench.runner import RESULTS_FILE, run_job, run_suite
 
 
 def tiny_suite(tmp_path: Path, **changes) -> dict:
@@ -134,6 +134,39 @@ def test_a_crashing_plugin_fails_only_its_own_cells(tmp_path):
     assert (bad_unl["status"] == "failed").all() and bad_unl["error"].str.contains("boom in unlearn").all()
     good = rows[(rows["detector"] != "exploding") & (rows["unlearner"] != "exploding-unlearner")]
     assert len(good) == 4 and (good["status"] == "ok").all()
+
+
+def test_costliest_attacks_start_first_and_rows_keep_suite_order(tmp_path):
+    started: list[str] = []
+
+    class Recording(Executor):
+        name = "recording"
+
+        def map(self, fn, jobs):
+            started.extend(job.attack.label for job in jobs)
+            for i, job in enumerate(jobs):
+                yield i, run_job(job, registry)
+
+    @hookimpl
+    def register_executors(register):
+        register(Recording)
+
+    registry = load_registry(
+        entry_points=False, extra_plugins=(types.SimpleNamespace(register_executors=register_executors),)
+    )
+    suite = tiny_suite(
+        tmp_path,
+        attacks=[
+            {"name": "badnet"},
+            {"name": "witches-brew", "params": {"steps": 1, "surrogate_epochs": 1, "restarts": 1}},
+        ],
+        detectors=["oracle"],
+        unlearners=["none"],
+        executor={"name": "recording"},
+    )
+    summary = run_suite(suite_from_dict(suite, registry), registry=registry)
+    assert started == ["witches-brew", "badnet"]  # Witches' Brew costs ~20 victims' training
+    assert list(pd.read_csv(summary.output)["attack"]) == ["badnet", "witches-brew"]
 
 
 def test_missing_dataset_folder_is_a_recorded_cell_failure(tmp_path):

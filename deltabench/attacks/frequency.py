@@ -84,6 +84,7 @@ class FrequencyTrigger(Attack):
     """Smooth low-frequency trigger (Zeng et al. 2021): a low-pass universal perturbation, flipped labels."""
 
     name = "frequency"
+    relative_cost = 2.0  # a clean surrogate plus the perturbation search
 
     class Params(Params):
         source: int = Field(8, ge=0, description="class the poisons are taken from (86 on CIFAR-100)")

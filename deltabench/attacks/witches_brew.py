@@ -68,6 +68,9 @@ class WitchesBrew(Attack):
     """Witches' Brew gradient matching: clean-label poisons that make one target image misclassified."""
 
     name = "witches-brew"
+    relative_cost = (
+        20.0  # surrogates, retraining rounds and the brew: ~45 s against ~2.5 s per victim on digits
+    )
 
     class Params(Params):
         intended_class: int | None = Field(
