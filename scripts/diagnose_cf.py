@@ -16,23 +16,15 @@ import argparse
 
 import numpy as np
 import torch
+from _quick import QUICK_RECIPE as RECIPE
+from _quick import seeded_trainer as trainer
 from torch import nn
 
 from deltabench.attacks.badnet import BadNet
 from deltabench.components import AttackContext
 from deltabench.data.digits import Digits
 from deltabench.metrics import poison_success_rate
-from deltabench.models.small_cnn import SmallCNN
-from deltabench.training import Trainer, TrainingRecipe, accuracy
-
-RECIPE = TrainingRecipe(epochs=15, batch_size=128, lr=0.1, translate=1, hflip=False)
-
-
-def trainer(ds, seed, recipe=RECIPE):
-    torch.manual_seed(seed)
-    return Trainer.for_dataset(
-        SmallCNN(), ds, recipe, torch.device("cpu"), torch.Generator().manual_seed(seed)
-    )
+from deltabench.training import accuracy
 
 
 def bn_state(model: nn.Module) -> dict[str, torch.Tensor]:

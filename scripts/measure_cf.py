@@ -10,28 +10,14 @@ paper's code). EU (retraining from scratch on the retained points) is printed as
 from __future__ import annotations
 
 import argparse
-import time
 
-import numpy as np
-import torch
+from _quick import badnet_victim, unlearn_copy
 
-from deltabench.attacks.badnet import BadNet
-from deltabench.components import AttackContext, UnlearningContext
 from deltabench.data.digits import Digits
 from deltabench.metrics import poison_success_rate
-from deltabench.models.small_cnn import SmallCNN
-from deltabench.training import Trainer, TrainingRecipe, accuracy
+from deltabench.training import accuracy
 from deltabench.unlearners.basic import Retrain
 from deltabench.unlearners.cf import CatastrophicForgetting
-
-RECIPE = TrainingRecipe(epochs=15, batch_size=128, lr=0.1, translate=1, hflip=False)
-
-
-def trainer(ds, seed):
-    torch.manual_seed(seed)
-    return Trainer.for_dataset(
-        SmallCNN(), ds, RECIPE, torch.device("cpu"), torch.Generator().manual_seed(seed)
-    )
 
 
 def main() -> None:
@@ -49,35 +35,18 @@ def main() -> None:
     args = ap.parse_args()
     ds = Digits().load(0)
     for seed in args.seeds:
-        data = BadNet(source=8, target=5, budget=args.budget).poison(
-            AttackContext(ds, np.random.default_rng(seed), trainer(ds, seed))
-        )
-        victim = trainer(ds, seed).fit_new(data.train)
+        data, victim = badnet_victim(ds, seed, args.budget)
         print(
             f"seed {seed}: victim acc {accuracy(victim, ds.test):.3f} "
             f"psr {poison_success_rate(victim, data.triggered_test):.3f}",
             flush=True,
         )
         forget = data.poison_indices
-        retain = np.setdiff1d(np.arange(len(data.train)), forget)
         runs = [("eu", Retrain())] + [(f"cf {e} ep", CatastrophicForgetting(epochs=e)) for e in args.epochs]
         for label, un in runs:
             cells = []
             for s in args.cf_seeds or [seed]:
-                model = trainer(ds, s).new_model()
-                model.load_state_dict(victim.state_dict())
-                ctx = UnlearningContext(
-                    model.eval(),
-                    data.train,
-                    forget.copy(),
-                    retain,
-                    10,
-                    np.random.default_rng(s),
-                    trainer(ds, s),
-                )
-                t0 = time.perf_counter()
-                out = un.unlearn(ctx)
-                dt = time.perf_counter() - t0
+                out, dt = unlearn_copy(victim, un, ds, data.train, forget, s)
                 psr = poison_success_rate(out, data.triggered_test)
                 cells.append(f"psr {psr:.3f} acc {accuracy(out, ds.test):.3f} {dt:.1f} s")
             print(f"  {label:10s} " + " | ".join(cells), flush=True)

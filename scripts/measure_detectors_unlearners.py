@@ -9,32 +9,22 @@ import argparse
 import time
 
 import numpy as np
-import torch
+from _quick import badnet_victim, unlearn_copy
+from _quick import seeded_trainer as trainer
 from sklearn.metrics import roc_auc_score
 
-from deltabench.attacks.badnet import BadNet
-from deltabench.components import AttackContext, DetectionContext, UnlearningContext
+from deltabench.components import DetectionContext
 from deltabench.data.digits import Digits
 from deltabench.detectors.activation_clustering import ActivationClustering
 from deltabench.detectors.frequency_analyzer import FrequencyAnalyzer
 from deltabench.detectors.spectral import SpectralSignatures
 from deltabench.metrics import detection_metrics, poison_success_rate
-from deltabench.models.small_cnn import SmallCNN
-from deltabench.training import Trainer, TrainingRecipe, accuracy, predict
+from deltabench.training import accuracy, predict
 from deltabench.unlearners.bad_teacher import BadTeacher
 from deltabench.unlearners.basic import Retrain
 from deltabench.unlearners.cf import CatastrophicForgetting
 from deltabench.unlearners.scrub import Scrub
 from deltabench.unlearners.ssd import SelectiveSynapticDampening
-
-RECIPE = TrainingRecipe(epochs=15, batch_size=128, lr=0.1, translate=1, hflip=False)
-
-
-def trainer(ds, seed):
-    torch.manual_seed(seed)
-    return Trainer.for_dataset(
-        SmallCNN(), ds, RECIPE, torch.device("cpu"), torch.Generator().manual_seed(seed)
-    )
 
 
 def main() -> None:
@@ -45,10 +35,7 @@ def main() -> None:
     args = ap.parse_args()
     ds = Digits().load(0)
     for seed in args.seeds:
-        data = BadNet(source=8, target=5, budget=args.budget).poison(
-            AttackContext(ds, np.random.default_rng(seed), trainer(ds, seed))
-        )
-        victim = trainer(ds, seed).fit_new(data.train)
+        data, victim = badnet_victim(ds, seed, args.budget)
         share = len(data.poison_indices) / int((data.train.y == 5).sum())
         print(
             f"seed {seed} budget {args.budget}: poisons {len(data.poison_indices)} ({share:.2f} of class 5) "
@@ -89,7 +76,6 @@ def main() -> None:
         if args.skip_unlearn:
             continue
         forget = data.poison_indices
-        retain = np.setdiff1d(np.arange(len(data.train)), forget)
         unlearners = [
             ("eu", Retrain()),
             ("cf", CatastrophicForgetting()),
@@ -104,20 +90,7 @@ def main() -> None:
             ("bad-teacher", BadTeacher()),
         ]
         for label, un in unlearners:
-            model = trainer(ds, seed).new_model()
-            model.load_state_dict(victim.state_dict())
-            ctx = UnlearningContext(
-                model.eval(),
-                data.train,
-                forget.copy(),
-                retain,
-                10,
-                np.random.default_rng(seed),
-                trainer(ds, seed),
-            )
-            t0 = time.perf_counter()
-            out = un.unlearn(ctx)
-            dt = time.perf_counter() - t0
+            out, dt = unlearn_copy(victim, un, ds, data.train, forget, seed)
             print(
                 f"  unlearn {label:20s} psr {poison_success_rate(out, data.triggered_test):.3f} "
                 f"acc {accuracy(out, ds.test):.3f}  {dt:.2f} s"

@@ -16,6 +16,7 @@ import argparse
 
 import numpy as np
 import torch
+from _quick import seeded_trainer as trainer
 from sklearn.metrics import roc_auc_score
 
 from deltabench.attacks.badnet import BadNet
@@ -24,15 +25,7 @@ from deltabench.data.digits import Digits
 from deltabench.detectors.spectral import SpectralSignatures
 from deltabench.features import penultimate_features
 from deltabench.metrics import detection_metrics, poison_success_rate
-from deltabench.models.small_cnn import SmallCNN
-from deltabench.training import Trainer, TrainingRecipe, accuracy
-
-
-def trainer(ds, seed, recipe):
-    torch.manual_seed(seed)
-    return Trainer.for_dataset(
-        SmallCNN(), ds, recipe, torch.device("cpu"), torch.Generator().manual_seed(seed)
-    )
+from deltabench.training import TrainingRecipe, accuracy
 
 
 def class_diagnostics(feats: torch.Tensor, is_poison: np.ndarray, k: int) -> tuple[float, float, float]:
