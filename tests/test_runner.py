@@ -68,6 +68,17 @@ def test_rerun_computes_nothing_and_adding_a_detector_trains_no_victim(tmp_path)
     assert artifact_times(cache, "victim") == victims  # no victim retrained
 
 
+def test_fresh_recomputes_every_cell_with_the_same_numbers(tmp_path):
+    registry = default_registry()
+    first = run_suite(suite_from_dict(tiny_suite(tmp_path), registry), registry=registry)
+    before = pd.read_csv(first.output)
+    again = run_suite(suite_from_dict(tiny_suite(tmp_path), registry), registry=registry, fresh=True)
+    assert again.computed == again.rows == 4 and again.reused == 0
+    after = pd.read_csv(again.output)
+    cols = ["cell_id", "flagged", "victim_psr", "unlearned_psr", "unlearned_clean_acc"]
+    pd.testing.assert_frame_equal(after[cols], before[cols])
+
+
 def test_rows_record_config_seed_versions_and_revision(tmp_path):
     registry = default_registry()
     summary = run_suite(suite_from_dict(tiny_suite(tmp_path), registry), registry=registry)
