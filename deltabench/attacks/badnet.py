@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 from pydantic import Field
@@ -10,7 +13,7 @@ from ..artifacts import ImageSet, PoisonedData
 from ..components import Attack, AttackContext, Params
 from ..hookspecs import hookimpl
 
-__all__ = ["BadNet", "stamp_trigger", "choose_budget"]
+__all__ = ["BadNet", "stamp_trigger", "choose_budget", "relabel_poison"]
 
 # The paper's trigger: an X-like pattern of 4 pixels inside the bottom-right 3x3 corner, given as
 # (row, col) offsets from the bottom-right pixel. On CIFAR-10 (32x32) these are (28,30), (30,30),
@@ -32,6 +35,39 @@ def choose_budget(budget: float, available: int) -> int:
     """A budget below 1 is a fraction of ``available``; from 1 up it is a count."""
     count = round(budget * available) if budget < 1 else int(budget)
     return max(1, min(count, available))
+
+
+def relabel_poison(
+    ctx: AttackContext,
+    source: int,
+    target: int,
+    budget: float,
+    make_trigger: Callable[[], tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Any]]],
+) -> PoisonedData:
+    """Dirty-label poisoning, shared by BadNet and the frequency trigger.
+
+    ``budget`` source-class training images (drawn with ``ctx.rng``) get the trigger and the target
+    label; every source-class test image gets the trigger. ``make_trigger`` is called after the
+    draw and returns the function that applies the trigger plus facts for ``info``.
+    """
+    data = ctx.dataset
+    if source == target:
+        raise ValueError("source and target classes must differ")
+    if max(source, target) >= data.num_classes:
+        raise ValueError(f"classes must be < {data.num_classes}")
+    candidates = np.flatnonzero(data.train.y.numpy() == source)
+    count = choose_budget(budget, len(candidates))
+    poison_idx = np.sort(ctx.rng.choice(candidates, size=count, replace=False))
+    apply, facts = make_trigger()
+    train = data.train.clone()
+    pidx = torch.from_numpy(poison_idx)
+    train.x[pidx] = apply(train.x[pidx])
+    train.y[pidx] = target
+    test_src = data.test.y == source
+    triggered = ImageSet(
+        apply(data.test.x[test_src]), torch.full((int(test_src.sum()),), target, dtype=torch.long)
+    )
+    return PoisonedData(train, poison_idx, triggered, target, source, {"poison_count": count, **facts})
 
 
 class BadNet(Attack):
@@ -60,24 +96,9 @@ class BadNet(Attack):
 
     def poison(self, ctx: AttackContext) -> PoisonedData:
         p = self.params
-        data = ctx.dataset
-        if p.source == p.target:
-            raise ValueError("source and target classes must differ")
-        if max(p.source, p.target) >= data.num_classes:
-            raise ValueError(f"classes must be < {data.num_classes}")
-        candidates = np.flatnonzero(data.train.y.numpy() == p.source)
-        count = choose_budget(p.budget, len(candidates))
-        poison_idx = np.sort(ctx.rng.choice(candidates, size=count, replace=False))
-        train = data.train.clone()
-        pidx = torch.from_numpy(poison_idx)
-        train.x[pidx] = stamp_trigger(train.x[pidx], p.pixels, p.value)
-        train.y[pidx] = p.target
-        test_src = data.test.y == p.source
-        triggered = ImageSet(
-            stamp_trigger(data.test.x[test_src], p.pixels, p.value),
-            torch.full((int(test_src.sum()),), p.target, dtype=torch.long),
+        return relabel_poison(
+            ctx, p.source, p.target, p.budget, lambda: (lambda x: stamp_trigger(x, p.pixels, p.value), {})
         )
-        return PoisonedData(train, poison_idx, triggered, p.target, p.source, {"poison_count": count})
 
 
 @hookimpl

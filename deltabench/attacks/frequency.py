@@ -22,16 +22,15 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from ..artifacts import ImageSet, PoisonedData
+from ..artifacts import PoisonedData
 from ..components import Attack, AttackContext, Params
 from ..hookspecs import hookimpl
 from ..training import accuracy, augment_batch, predict
-from .badnet import choose_budget
+from .badnet import relabel_poison
 
 __all__ = ["FrequencyTrigger", "dct_matrix", "low_pass_mask", "apply_trigger", "bound"]
 
@@ -156,27 +155,17 @@ class FrequencyTrigger(Attack):
         return trigger, {"surrogate_clean_acc": accuracy(surrogate, data.test), "surrogate_fooling": fooling}
 
     def poison(self, ctx: AttackContext) -> PoisonedData:
-        p = self.params
-        data = ctx.dataset
-        if p.source == p.target:
-            raise ValueError("source and target classes must differ")
-        if max(p.source, p.target) >= data.num_classes:
-            raise ValueError(f"classes must be < {data.num_classes}")
-        candidates = np.flatnonzero(data.train.y.numpy() == p.source)
-        count = choose_budget(p.budget, len(candidates))
-        poison_idx = np.sort(ctx.rng.choice(candidates, size=count, replace=False))
-        trigger, facts = self.make_trigger(ctx)
-        train = data.train.clone()
-        pidx = torch.from_numpy(poison_idx)
-        train.x[pidx] = apply_trigger(train.x[pidx], trigger, p.application, data.mean, data.std)
-        train.y[pidx] = p.target
-        test_src = data.test.y == p.source
-        triggered = ImageSet(
-            apply_trigger(data.test.x[test_src], trigger, p.application, data.mean, data.std),
-            torch.full((int(test_src.sum()),), p.target, dtype=torch.long),
-        )
-        info = {"poison_count": count, "trigger": trigger, **facts}
-        return PoisonedData(train, poison_idx, triggered, p.target, p.source, info)
+        p, data = self.params, ctx.dataset
+
+        def trigger_and_facts():
+            trigger, facts = self.make_trigger(ctx)
+
+            def apply(x: torch.Tensor) -> torch.Tensor:
+                return apply_trigger(x, trigger, p.application, data.mean, data.std)
+
+            return apply, {"trigger": trigger, **facts}
+
+        return relabel_poison(ctx, p.source, p.target, p.budget, trigger_and_facts)
 
 
 @hookimpl
