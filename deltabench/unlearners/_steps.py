@@ -5,10 +5,29 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from ..artifacts import ImageSet
+from ..components import Params
 from ..training import augment_batch, even_batches
+
+
+class CodeOptimizerParams(Params):
+    """The corrective-unlearning code's optimiser settings (see :func:`code_optimizer`)."""
+
+    lr: float = Field(0.025, gt=0, description="initial learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    weight_decay: float = Field(5e-4, ge=0, description="weight decay")
+    batch_size: int = Field(128, ge=1, description="examples per step (code: 512; ours: 128)")
+
+
+def frozen(*models: nn.Module) -> None:
+    """Put teacher models in eval mode with gradients off."""
+    for model in models:
+        model.eval()
+        for q in model.parameters():
+            q.requires_grad_(False)
 
 
 class Batches:

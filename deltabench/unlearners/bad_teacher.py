@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from ..components import Params, Unlearner, UnlearningContext
+from ..components import Unlearner, UnlearningContext
 from ..hookspecs import hookimpl
-from ._steps import Batches, code_optimizer
+from ._steps import Batches, CodeOptimizerParams, code_optimizer, frozen
 
 
 class BadTeacher(Unlearner):
@@ -31,13 +31,9 @@ class BadTeacher(Unlearner):
 
     name = "bad-teacher"
 
-    class Params(Params):
+    class Params(CodeOptimizerParams):
         steps: int = Field(40, ge=1, description="optimiser steps")
         temperature: float = Field(1.0, gt=0, description="KL temperature")
-        lr: float = Field(0.025, gt=0, description="initial learning rate")
-        momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
-        weight_decay: float = Field(5e-4, ge=0, description="weight decay")
-        batch_size: int = Field(128, ge=1, description="examples per step (code: 512; ours: 128)")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -50,10 +46,8 @@ class BadTeacher(Unlearner):
         p = self.params
         rec = ctx.trainer.recipe
         student = ctx.model
-        good = copy.deepcopy(student).eval()
-        bad = ctx.trainer.new_model().eval()
-        for q in [*good.parameters(), *bad.parameters()]:
-            q.requires_grad_(False)
+        good, bad = copy.deepcopy(student), ctx.trainer.new_model()
+        frozen(good, bad)
         marks = torch.zeros(len(ctx.train))
         marks[torch.as_tensor(ctx.forget, dtype=torch.long)] = 1.0
         batches = Batches(ctx.train, p.batch_size, ctx.trainer.generator, rec.translate, rec.hflip)

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from ..components import Params, Unlearner, UnlearningContext
+from ..components import Unlearner, UnlearningContext
 from ..hookspecs import hookimpl
-from ._steps import Batches, code_optimizer, distill_kl
+from ._steps import Batches, CodeOptimizerParams, code_optimizer, distill_kl, frozen
 
 
 class Scrub(Unlearner):
@@ -37,7 +37,7 @@ class Scrub(Unlearner):
 
     name = "scrub"
 
-    class Params(Params):
+    class Params(CodeOptimizerParams):
         steps: int = Field(40, ge=1, description="optimiser steps in all (ascent + descent)")
         max_steps: int = Field(1, ge=0, description="ascent steps (forget set) per round")
         min_steps: int | None = Field(
@@ -46,10 +46,6 @@ class Scrub(Unlearner):
         max_loss: Literal["kl", "ce+kl"] = Field("kl", description="what ascent steps maximise")
         kd_T: float = Field(4.0, gt=0, description="distillation temperature")
         alpha: float = Field(0.001, ge=0, description="weight of the KL term in descent steps")
-        lr: float = Field(0.025, gt=0, description="initial learning rate")
-        momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
-        weight_decay: float = Field(5e-4, ge=0, description="weight decay")
-        batch_size: int = Field(128, ge=1, description="examples per step (code: 512; ours: 128)")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -62,9 +58,8 @@ class Scrub(Unlearner):
         p = self.params
         rec, gen = ctx.trainer.recipe, ctx.trainer.generator
         student = ctx.model
-        teacher = copy.deepcopy(student).eval()
-        for q in teacher.parameters():
-            q.requires_grad_(False)
+        teacher = copy.deepcopy(student)
+        frozen(teacher)
         forget = Batches(ctx.train.subset(ctx.forget), p.batch_size, gen, rec.translate, rec.hflip)
         retain = Batches(ctx.train.subset(ctx.retain), p.batch_size, gen, rec.translate, rec.hflip)
         n_max = p.max_steps
