@@ -13,6 +13,7 @@ from ..artifacts import Detection
 from ..components import DetectionContext, Detector, Params
 from ..features import penultimate_features
 from ..hookspecs import hookimpl
+from ._per_class import flag_per_class
 
 
 def two_clusters(features: np.ndarray, reduction: str, components: int, seed: int) -> np.ndarray:
@@ -54,22 +55,16 @@ class ActivationClustering(Detector):
         p = self.params
         components = p.components or (3 if p.reduction == "pca" else 10)
         feats = penultimate_features(ctx.model, ctx.train.x).double().numpy()
-        labels = ctx.train.y.numpy()
-        scores = np.zeros(len(labels))
-        flagged: list[np.ndarray] = []
-        for c in np.unique(labels):
-            members = np.flatnonzero(labels == c)
-            if len(members) < 3:
-                continue
+
+        def one_class(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             seed = int(ctx.rng.integers(2**31 - 1))
             assign = two_clusters(feats[members], p.reduction, components, seed)
             share = np.bincount(assign, minlength=2) / len(members)
-            scores[members] = 1.0 - share[assign]
             small = int(np.argmin(share))
-            if share[small] <= p.max_cluster_share:
-                flagged.append(members[assign == small])
-        chosen = np.concatenate(flagged) if flagged else np.empty(0, dtype=np.int64)
-        return Detection(chosen, {"score": scores})
+            chosen = members[assign == small] if share[small] <= p.max_cluster_share else members[:0]
+            return 1.0 - share[assign], chosen
+
+        return flag_per_class(ctx.train.y.numpy(), 3, one_class)
 
 
 @hookimpl

@@ -12,6 +12,7 @@ from ..artifacts import Detection
 from ..components import DetectionContext, Detector, Params
 from ..features import penultimate_features
 from ..hookspecs import hookimpl
+from ._per_class import flag_per_class
 
 
 def top_projection(features: torch.Tensor) -> np.ndarray:
@@ -94,22 +95,14 @@ class SpectralSignatures(Detector):
         if self.params.form == "paper-code":
             scores = paper_code_scores(feats, self.params.sv_threshold)
             return Detection(np.flatnonzero(scores > self.params.contribution_threshold), {"score": scores})
-        labels = ctx.train.y.numpy()
-        scores = np.zeros(len(labels))
-        flagged: list[np.ndarray] = []
-        for c in np.unique(labels):
-            members = np.flatnonzero(labels == c)
-            if len(members) < 2:
-                continue
-            s = (skew_signed_scores if self.params.score == "skew-signed" else spectral_scores)(
-                feats[members]
-            )
-            scores[members] = s
-            k = int(round(self.params.removal_factor * self.params.expected_poison_rate * len(members)))
-            if k > 0:
-                flagged.append(members[np.argsort(-s)[:k]])
-        chosen = np.concatenate(flagged) if flagged else np.empty(0, dtype=np.int64)
-        return Detection(chosen, {"score": scores})
+        score = skew_signed_scores if self.params.score == "skew-signed" else spectral_scores
+        share = self.params.removal_factor * self.params.expected_poison_rate
+
+        def one_class(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            s = score(feats[members])
+            return s, members[np.argsort(-s)[: int(round(share * len(members)))]]
+
+        return flag_per_class(ctx.train.y.numpy(), 2, one_class)
 
 
 @hookimpl
