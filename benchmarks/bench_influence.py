@@ -18,14 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from measure_influence import trainer  # benchmarks/ is on sys.path under pytest
 
 from deltabench.artifacts import ImageSet
-from deltabench.attacks.badnet import BadNet
-from deltabench.components import AttackContext
 from deltabench.data.digits import Digits
 from deltabench.detectors.delta_influence import auxiliary_queries
 from deltabench.influence import InfluenceEngine, InfluenceSettings
+from deltabench.quick_setting import badnet_victim
 from deltabench.training import predict
 
 T = 50
@@ -36,10 +34,7 @@ RESULTS: dict[str, float] = {}
 def setup():
     torch.set_num_threads(1)
     ds = Digits().load(0)
-    poisoned = BadNet(source=8, target=5, budget=0.5).poison(
-        AttackContext(ds, np.random.default_rng(0), trainer(ds, 0))
-    )
-    victim = trainer(ds, 0).fit_new(poisoned.train)
+    poisoned, victim = badnet_victim(ds, 0, 0.5)
     hits = np.flatnonzero(predict(victim, poisoned.triggered_test.x).numpy() == poisoned.target_class)
     affected = poisoned.triggered_test.subset(hits[:1])
     aux, _ = auxiliary_queries(

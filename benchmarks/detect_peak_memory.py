@@ -17,14 +17,12 @@ import numpy as np
 import torch
 
 from deltabench.artifacts import ImageSet
-from deltabench.attacks.badnet import BadNet
-from deltabench.components import AttackContext, DetectionContext
+from deltabench.components import DetectionContext
 from deltabench.data.digits import Digits
 from deltabench.detectors.delta_influence import DeltaInfluence
+from deltabench.quick_setting import badnet_victim
+from deltabench.quick_setting import seeded_trainer as trainer
 from deltabench.training import predict
-
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from measure_influence import trainer  # noqa: E402
 
 
 def peak_mb() -> float:
@@ -34,10 +32,7 @@ def peak_mb() -> float:
 def main(n: int) -> None:
     torch.set_num_threads(1)
     ds = Digits().load(0)
-    poisoned = BadNet(source=8, target=5, budget=0.5).poison(
-        AttackContext(ds, np.random.default_rng(0), trainer(ds, 0))
-    )
-    victim = trainer(ds, 0).fit_new(poisoned.train)
+    poisoned, victim = badnet_victim(ds, 0, 0.5)
     hits = np.flatnonzero(predict(victim, poisoned.triggered_test.x).numpy() == poisoned.target_class)
     reps = -(-n // len(poisoned.train))
     idx = np.arange(reps * len(poisoned.train))[:n] % len(poisoned.train)

@@ -14,32 +14,20 @@ import time
 import numpy as np
 import torch
 
-from deltabench.attacks.badnet import BadNet
-from deltabench.components import AttackContext, DetectionContext
+from deltabench.components import DetectionContext
 from deltabench.data.digits import Digits
 from deltabench.detectors.delta_influence import DeltaInfluence
 from deltabench.detectors.influence_threshold import InfluenceThreshold, TrakThreshold
 from deltabench.influence import clear_engine_cache
 from deltabench.metrics import accuracy, detection_metrics, poison_success_rate
-from deltabench.models.small_cnn import SmallCNN
-from deltabench.training import Trainer, TrainingRecipe, predict
-
-QUICK = TrainingRecipe(epochs=15, batch_size=128, lr=0.1, translate=1, hflip=False)
-
-
-def trainer(ds, seed: int) -> Trainer:
-    torch.manual_seed(seed)
-    return Trainer.for_dataset(
-        SmallCNN(), ds, QUICK, torch.device("cpu"), torch.Generator().manual_seed(seed)
-    )
+from deltabench.quick_setting import badnet_victim
+from deltabench.quick_setting import seeded_trainer as trainer
+from deltabench.training import predict
 
 
 def run(seed: int) -> dict:
     ds = Digits().load(0)
-    poisoned = BadNet(source=8, target=5, budget=0.5).poison(
-        AttackContext(ds, np.random.default_rng(seed), trainer(ds, seed))
-    )
-    victim = trainer(ds, seed).fit_new(poisoned.train)
+    poisoned, victim = badnet_victim(ds, seed, 0.5)
     hits = np.flatnonzero(predict(victim, poisoned.triggered_test.x).numpy() == poisoned.target_class)
     affected = poisoned.triggered_test.subset(np.random.default_rng(seed).choice(hits, 1))
     out = {

@@ -16,14 +16,14 @@ import argparse
 
 import numpy as np
 import torch
-from _quick import QUICK_RECIPE as RECIPE
-from _quick import seeded_trainer as trainer
 from torch import nn
 
 from deltabench.attacks.badnet import BadNet
 from deltabench.components import AttackContext
 from deltabench.data.digits import Digits
 from deltabench.metrics import poison_success_rate
+from deltabench.quick_setting import QUICK_RECIPE as RECIPE
+from deltabench.quick_setting import seeded_trainer as trainer
 from deltabench.training import accuracy
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 
-from _quick import badnet_victim, unlearn_copy
-
 from deltabench.data.digits import Digits
 from deltabench.metrics import poison_success_rate
+from deltabench.quick_setting import badnet_victim, unlearn_copy
 from deltabench.training import accuracy
 from deltabench.unlearners.basic import Retrain
 from deltabench.unlearners.cf import CatastrophicForgetting

@@ -9,8 +9,6 @@ import argparse
 import time
 
 import numpy as np
-from _quick import badnet_victim, unlearn_copy
-from _quick import seeded_trainer as trainer
 from sklearn.metrics import roc_auc_score
 
 from deltabench.components import DetectionContext
@@ -19,6 +17,8 @@ from deltabench.detectors.activation_clustering import ActivationClustering
 from deltabench.detectors.frequency_analyzer import FrequencyAnalyzer
 from deltabench.detectors.spectral import SpectralSignatures
 from deltabench.metrics import detection_metrics, poison_success_rate
+from deltabench.quick_setting import badnet_victim, unlearn_copy
+from deltabench.quick_setting import seeded_trainer as trainer
 from deltabench.training import accuracy, predict
 from deltabench.unlearners.bad_teacher import BadTeacher
 from deltabench.unlearners.basic import Retrain

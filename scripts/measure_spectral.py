@@ -16,7 +16,6 @@ import argparse
 
 import numpy as np
 import torch
-from _quick import seeded_trainer as trainer
 from sklearn.metrics import roc_auc_score
 
 from deltabench.attacks.badnet import BadNet
@@ -25,6 +24,7 @@ from deltabench.data.digits import Digits
 from deltabench.detectors.spectral import SpectralSignatures
 from deltabench.features import penultimate_features
 from deltabench.metrics import detection_metrics, poison_success_rate
+from deltabench.quick_setting import seeded_trainer as trainer
 from deltabench.training import TrainingRecipe, accuracy
 
 

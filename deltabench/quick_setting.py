@@ -1,5 +1,6 @@
-"""What the measurement scripts share: the quick suite's recipe on digits, seeded trainers, and an
-unlearner run on a private copy of a victim (so one victim serves every unlearner)."""
+"""The quick suite's setting in code, for the measurement scripts (scripts/) and benchmarks: its
+training recipe on digits, seeded CPU trainers, its BadNet victim, and an unlearner run on a
+private copy of a victim (so one victim serves every unlearner). Not used by the runner."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from deltabench.artifacts import Dataset, ImageSet
-from deltabench.components import ModelFamily, Unlearner, UnlearningContext
-from deltabench.models.small_cnn import SmallCNN
-from deltabench.training import Trainer, TrainingRecipe
+from .artifacts import Dataset, ImageSet
+from .attacks.badnet import BadNet
+from .components import AttackContext, ModelFamily, Unlearner, UnlearningContext
+from .models.small_cnn import SmallCNN
+from .training import Trainer, TrainingRecipe
 
 QUICK_RECIPE = TrainingRecipe(epochs=15, batch_size=128, lr=0.1, translate=1, hflip=False)
 
@@ -51,9 +53,6 @@ def unlearn_copy(
 
 def badnet_victim(ds: Dataset, seed: int, budget: float, recipe: TrainingRecipe = QUICK_RECIPE):
     """BadNet 8 -> 5 poisoning of ``budget`` of the 8s and the victim trained on it, both from ``seed``."""
-    from deltabench.attacks.badnet import BadNet
-    from deltabench.components import AttackContext
-
     data = BadNet(source=8, target=5, budget=budget).poison(
         AttackContext(ds, np.random.default_rng(seed), seeded_trainer(ds, seed, recipe))
     )
