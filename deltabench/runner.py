@@ -43,7 +43,7 @@ __all__ = ["Job", "run_suite", "run_job", "RunSummary", "resolve_device", "RESUL
 RESULTS_FILE = "results.csv"
 # Part of every stage key. Component versions cover a component's own code; bump this when shared
 # code changes what stages compute (the training loop, the influence engine), so caches miss.
-CORE_VERSION = 2
+CORE_VERSION = 3
 
 
 def _log(message: str) -> None:

@@ -92,6 +92,8 @@ def train(
     """
     device = next(model.parameters()).device
     epochs = recipe.epochs if epochs is None else epochs
+    layout = _fast_layout(data.x)
+    model.to(memory_format=layout)
     x_all, y_all = data.x.to(device), data.y.to(device)
     n = len(y_all)
     steps_per_epoch = max(1, len(even_batches(torch.arange(n), recipe.batch_size)))
@@ -109,6 +111,7 @@ def train(
     for _ in tqdm(range(epochs), desc=desc, leave=False, disable=None):
         for idx in even_batches(torch.randperm(n, generator=generator).to(device), recipe.batch_size):
             xb = augment_batch(x_all[idx], recipe.translate, recipe.hflip, generator)
+            xb = xb.contiguous(memory_format=layout)
             yb = y_all[idx]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 loss = on_step(model, xb, yb) if on_step else F.cross_entropy(model(xb), yb)
@@ -116,7 +119,14 @@ def train(
             loss.backward()
             opt.step()
             sched.step()
-    return model.eval()
+    return model.to(memory_format=torch.contiguous_format).eval()
+
+
+def _fast_layout(x: torch.Tensor) -> torch.memory_format:
+    """Channels-last for image batches: on a CPU it trains the default suite's CNN about 1.6x
+    faster than NCHW (max-pooling and the convolutions' backward pass dominate; see benchmarks/).
+    Models are handed back in the default layout, so nothing downstream sees the difference."""
+    return torch.channels_last if x.dim() == 4 else torch.contiguous_format
 
 
 def even_batches(order: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:
