@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+import deltabench.training as training
 from deltabench.data.digits import Digits
 from deltabench.models.small_cnn import SmallCNN
-import deltabench.training as training
 from deltabench.training import TrainingRecipe, train
 
 RECIPE = TrainingRecipe(epochs=2, batch_size=128, lr=0.1, translate=1, hflip=False)
