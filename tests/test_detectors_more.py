@@ -18,6 +18,7 @@ from deltabench.detectors.spectral import (
     skew_signed_scores,
     spectral_scores,
     top_projection,
+    tran_code_scores,
 )
 from deltabench.features import penultimate_features
 from deltabench.metrics import detection_metrics
@@ -43,9 +44,10 @@ def test_spectral_standard_recall_when_eps_matches_poison_share(badnet_victim):
     eps = _poison_share_of_target(badnet_victim)  # ~0.32: half the 8s relabelled to 5
     det = SpectralSignatures(expected_poison_rate=eps).detect(_ctx(badnet_victim))
     m = detection_metrics(det.flagged, badnet_victim.poisoned.poison_indices)
-    # Measured 0.75 here, 0.72-0.82 on 12-epoch and 0.72-0.85 on 15-epoch victims (seeds 0-4); flagging
-    # 1.5 eps of class 5 at random gives ~0.49. The >= 0.8 goal is not met reliably at any budget on
-    # digits, and smaller poison shares (Tran et al.'s 5-10%) do worse, not better: see
+    # Measured 0.80 here, 0.67-0.82 on 12-epoch and 0.74-0.84 on 15-epoch victims (seeds 0-4); flagging
+    # 1.5 eps of class 5 at random gives ~0.49. The squared score misses >= 0.8 on some seeds at every
+    # budget on digits (the released code's score does not: test below), and smaller poison shares
+    # (Tran et al.'s 5-10%) do worse, not better: see
     # docs/detectors-and-unlearners.md and test_spectral_top_direction_is_right_squaring_costs_recall.
     assert m["recall"] >= 0.7, m
     # with the default eps = 0.05 it removes 1.5 * 5% of each class
@@ -76,6 +78,22 @@ def test_spectral_top_direction_is_right_squaring_costs_recall(badnet_victim):
     r_sq = detection_metrics(squared.flagged, p.poison_indices)["recall"]
     r_signed = detection_metrics(signed.flagged, p.poison_indices)["recall"]
     assert r_signed >= 0.9 and r_signed > r_sq, (r_signed, r_sq)  # measured 0.98 vs 0.75
+
+
+def test_spectral_released_code_score_finds_an_easy_badnet(badnet_victim):
+    # Tran et al.'s released code: the centred top direction, the uncentred absolute projection.
+    feats = penultimate_features(badnet_victim.model, badnet_victim.poisoned.train.x)[:200]
+    centred = (feats - feats.mean(0, keepdim=True)).double()
+    v = torch.linalg.svd(centred, full_matrices=False)[2][0]
+    np.testing.assert_allclose(tran_code_scores(feats), (feats.double() @ v).abs().numpy(), rtol=1e-6)
+    assert not np.allclose(tran_code_scores(feats), np.abs(top_projection(feats)))  # not centred
+    # On the high-rate BadNet (32% of class 5) it reaches the issue's recall where the squared
+    # score does not reliably: measured 0.98 here; 0.90-1.00 over seeds 0-4 at 12 and 15 epochs
+    # against 0.67-0.84 for the squared score (docs/detectors-and-unlearners.md).
+    eps = _poison_share_of_target(badnet_victim)
+    det = SpectralSignatures(expected_poison_rate=eps, score="tran-code").detect(_ctx(badnet_victim))
+    m = detection_metrics(det.flagged, badnet_victim.poisoned.poison_indices)
+    assert m["recall"] >= 0.8, m
 
 
 def test_spectral_paper_code_scores_are_projection_norms(badnet_victim):

@@ -22,6 +22,21 @@ def top_projection(features: torch.Tensor) -> np.ndarray:
     return (centred.double() @ vh[0]).numpy()
 
 
+def tran_code_scores(features: torch.Tensor) -> np.ndarray:
+    """Tran et al.'s released code: the top singular vector of the *centred* features, but the score
+    is the absolute projection of the *uncentred* features on it.
+
+    The paper's Algorithm 1 squares the centred projection. The offset <mean, v> of the released
+    code turns the score into a signed one in effect whenever the offset is large against the
+    spread (ReLU features lie in the positive orthant): points are ranked by how far they sit from
+    the origin along v, not from the class mean, so clean points far on the near side of the mean
+    no longer rank with the poisons. Facts read from their public ``compute_corr.py``.
+    """
+    centred = features - features.mean(0, keepdim=True)
+    _, _, vh = torch.linalg.svd(centred.double(), full_matrices=False)
+    return (features.double() @ vh[0]).abs().numpy()
+
+
 def spectral_scores(features: torch.Tensor) -> np.ndarray:
     """Tran et al.'s score: squared projection of each centred feature vector on the top singular vector."""
     return top_projection(features) ** 2
@@ -61,6 +76,9 @@ class SpectralSignatures(Detector):
     ResNet-18 on 50,000 CIFAR images; they do not transfer to other models or set sizes, so on the
     digits CNN this form flags whatever the raw feature norms make of them (see the docs page).
 
+    ``score="tran-code"`` (standard form only) is the score of Tran et al.'s released code
+    (:func:`tran_code_scores`): same direction, uncentred absolute projection.
+
     ``score="skew-signed"`` (standard form only) is ours, not Tran et al.'s: rank by the signed
     projection oriented toward the skewed tail (:func:`skew_signed_scores`) instead of its square.
     It is not the default; the published method is ``score="squared"``.
@@ -78,10 +96,11 @@ class SpectralSignatures(Detector):
         removal_factor: float = Field(
             1.5, gt=0, description="standard form: remove the top factor * eps * n_class"
         )
-        score: Literal["squared", "skew-signed"] = Field(
+        score: Literal["squared", "tran-code", "skew-signed"] = Field(
             "squared",
-            description="standard form: Tran et al.'s squared projection, or ours: the signed projection "
-            "oriented toward its skewed tail",
+            description="standard form: the paper's squared centred projection; tran-code: their released "
+            "code's absolute uncentred projection; skew-signed (ours): the signed projection oriented "
+            "toward its skewed tail",
         )
         sv_threshold: float = Field(
             7.0, ge=0, description="paper-code form: keep singular directions with singular value above this"
@@ -95,7 +114,11 @@ class SpectralSignatures(Detector):
         if self.params.form == "paper-code":
             scores = paper_code_scores(feats, self.params.sv_threshold)
             return Detection(np.flatnonzero(scores > self.params.contribution_threshold), {"score": scores})
-        score = skew_signed_scores if self.params.score == "skew-signed" else spectral_scores
+        score = {
+            "squared": spectral_scores,
+            "tran-code": tran_code_scores,
+            "skew-signed": skew_signed_scores,
+        }[self.params.score]
         share = self.params.removal_factor * self.params.expected_poison_rate
 
         def one_class(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
