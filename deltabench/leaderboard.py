@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import SUCCESS_PSR
+from .metrics import MAX_ACC_DROP, SUCCESS_PSR
 
 __all__ = ["load_results", "render_markdown", "summary_tables"]
 
@@ -83,6 +83,7 @@ def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[st
                     "PSR %": _mean_sd(g["unlearned_psr"]),
                     "clean acc %": _mean_sd(g["unlearned_clean_acc"]),
                     "successes": f"{int(g['success'].astype(bool).sum())}/{len(g)}",
+                    "with acc kept": f"{int((g['success'].astype(bool) & _acc_kept(g)).sum())}/{len(g)}",
                 }
             ),
             include_groups=False,
@@ -94,12 +95,19 @@ def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[st
 
         def cell(g: pd.DataFrame) -> str:
             psr = g["unlearned_psr"].astype(float).mean()
-            mark = "✓" if psr < SUCCESS_PSR else "✗"
+            kept = _acc_kept(g.mean(numeric_only=True))
+            mark = "✗" if psr >= SUCCESS_PSR else "✓" if kept else "⚠"
             return f"{mark} {psr * 100:.1f} / {g['unlearned_clean_acc'].astype(float).mean() * 100:.1f}"
 
         grid = fig.groupby(["detector", "attack"]).apply(cell, include_groups=False).unstack("attack")
         tables["figure3"] = grid.reset_index()
     return tables
+
+
+def _acc_kept(rows: pd.DataFrame | pd.Series) -> pd.Series | bool:
+    """Whether unlearning kept the clean accuracy: at most ``MAX_ACC_DROP`` below the victim's."""
+    drop = rows["victim_clean_acc"] - rows["unlearned_clean_acc"]
+    return drop <= MAX_ACC_DROP + 1e-9
 
 
 def render_markdown(
@@ -114,7 +122,10 @@ def render_markdown(
     seeds = frame["seed"].nunique()
     parts.append(
         f"{len(frame)} rows, {seeds} seed(s); means ± sd over seeds. PSR = poison success rate; "
-        f"✓ = PSR below {SUCCESS_PSR:.0%} after unlearning."
+        f"✓ = PSR below {SUCCESS_PSR:.0%} after unlearning with clean accuracy kept (at most "
+        f"{MAX_ACC_DROP * 100:.0f} points below the victim's); ⚠ = PSR below {SUCCESS_PSR:.0%} but the "
+        "accuracy was not kept; ✗ = PSR not below it. `successes` counts PSR below "
+        f"{SUCCESS_PSR:.0%} (the paper's mark), `with acc kept` also requires the accuracy."
     )
     headings = {
         "figure3": f"Unlearning with `{figure_unlearner}` on each detector's flagged set "
@@ -147,11 +158,16 @@ def render_markdown(
     return "\n".join(parts) + "\n"
 
 
-def success_counts(frame: pd.DataFrame, unlearner: str = "eu") -> pd.Series:
-    """Per detector: in how many (dataset, attack) settings the mean PSR after unlearning is < 5%."""
+def success_counts(frame: pd.DataFrame, unlearner: str = "eu", acc_kept: bool = False) -> pd.Series:
+    """Per detector: in how many (dataset, attack) settings the mean PSR after unlearning is < 5%
+    (and, with ``acc_kept``, the mean clean accuracy at most ``MAX_ACC_DROP`` below the victim's)."""
     ok = frame[(frame["status"] == "ok") & (frame["unlearner"] == unlearner)]
-    means = ok.groupby(["detector", "dataset", "attack"])["unlearned_psr"].mean()
-    return (means < SUCCESS_PSR).groupby("detector").sum().astype(int).sort_values(ascending=False)
+    cols = ["unlearned_psr", "unlearned_clean_acc", "victim_clean_acc"]
+    means = ok.groupby(["detector", "dataset", "attack"])[cols].mean()
+    hit = means["unlearned_psr"] < SUCCESS_PSR
+    if acc_kept:
+        hit &= _acc_kept(means)
+    return hit.groupby("detector").sum().astype(int).sort_values(ascending=False)
 
 
 def influence_collapse(

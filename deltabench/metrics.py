@@ -8,9 +8,12 @@ from torch import nn
 from .artifacts import ImageSet
 from .training import accuracy, predict
 
-__all__ = ["poison_success_rate", "accuracy", "detection_metrics", "SUCCESS_PSR"]
+__all__ = ["poison_success_rate", "accuracy", "detection_metrics", "SUCCESS_PSR", "MAX_ACC_DROP"]
 
 SUCCESS_PSR = 0.05  # the paper marks unlearning a success when PSR falls below 5%
+# The paper asks for the PSR to fall "with test accuracy kept" but gives no number (it reports SSD's
+# 10% accuracy as a destroyed model). Ours: more than 5 points below the victim is not kept.
+MAX_ACC_DROP = 0.05
 
 
 def poison_success_rate(model: nn.Module, triggered: ImageSet) -> float:

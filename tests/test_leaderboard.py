@@ -19,6 +19,10 @@ def _rows() -> pd.DataFrame:
             rows.append({**base, "seed": seed, "detector": det, "unlearner": "eu", "unlearned_psr": psr,
                          "unlearned_clean_acc": 0.97, "success": psr < 0.05, "flagged": flagged,
                          "true_poisons_flagged": hits, "precision": hits / flagged, "recall": hits / 60})  # fmt: skip
+    for seed, acc in enumerate([0.10, 0.12]):  # PSR 0 but the model destroyed, as SSD can
+        rows.append({**base, "seed": seed, "detector": "oracle", "unlearner": "ssd", "unlearned_psr": 0.0,
+                     "unlearned_clean_acc": acc, "success": True, "flagged": 60,
+                     "true_poisons_flagged": 60, "precision": 1.0, "recall": 1.0})  # fmt: skip
     rows.append({**base, "seed": 0, "detector": "broken", "unlearner": "eu", "status": "failed",
                  "error": "RuntimeError: boom"})  # fmt: skip
     return pd.DataFrame(rows)
@@ -31,9 +35,17 @@ def test_tables_average_over_seeds_and_mark_success():
     assert fig.loc["spectral", "badnet"].startswith("✗ 70.0")
     det = tables["detection"].set_index("detector")
     assert det.loc["spectral", "recall %"] == "50.0 ± 0.0"
-    unl = tables["unlearning"].set_index("detector")
-    assert unl.loc["oracle", "successes"] == "2/2"
+    unl = tables["unlearning"].set_index(["detector", "unlearner"])
+    assert unl.loc[("oracle", "eu"), "successes"] == "2/2"
+    assert unl.loc[("oracle", "eu"), "with acc kept"] == "2/2"  # 1 point below the victim
+    # PSR 0 at 10-12% accuracy: the paper's PSR mark, but not a kept model
+    assert unl.loc[("oracle", "ssd"), "successes"] == "2/2"
+    assert unl.loc[("oracle", "ssd"), "with acc kept"] == "0/2"
     assert success_counts(_rows()).to_dict() == {"oracle": 1, "spectral": 0}
+    ssd = summary_tables(_rows(), figure_unlearner="ssd")["figure3"].set_index("detector")
+    assert ssd.loc["oracle", "badnet"].startswith("⚠ 0.0 / 11.0")
+    assert success_counts(_rows(), "ssd").to_dict() == {"oracle": 1}
+    assert success_counts(_rows(), "ssd", acc_kept=True).to_dict() == {"oracle": 0}
 
 
 def test_markdown_lists_failed_cells():
