@@ -82,7 +82,9 @@ def main() -> None:
                     np.random.default_rng(seed),
                     trainer(ds, seed, recipe),
                 )
-                recalls[factor, form] = detection_metrics(det.detect(ctx).flagged, data.poison_indices)["recall"]
+                recalls[factor, form] = detection_metrics(det.detect(ctx).flagged, data.poison_indices)[
+                    "recall"
+                ]
             print(
                 f"budget {budget} seed {seed}: poisons {len(data.poison_indices)} share {share:.3f} "
                 f"acc {accuracy(victim, ds.test):.3f} psr {poison_success_rate(victim, data.triggered_test):.3f} "
