@@ -139,6 +139,7 @@ class Job:
             self.training,
             self.seed,
             self.affected_points,
+            CORE_VERSION,  # rows computed by an older core are recomputed, not reused
         )
 
     def cells(self, registry: Registry) -> list[tuple[str, ComponentSpec, ComponentSpec]]:

@@ -79,6 +79,16 @@ def test_fresh_recomputes_every_cell_with_the_same_numbers(tmp_path):
     pd.testing.assert_frame_equal(after[cols], before[cols])
 
 
+def test_rows_of_an_older_core_are_recomputed(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    import deltabench.runner as runner
+
+    registry = default_registry()
+    run_suite(suite_from_dict(tiny_suite(tmp_path), registry), registry=registry)
+    monkeypatch.setattr(runner, "CORE_VERSION", runner.CORE_VERSION + 1)
+    again = run_suite(suite_from_dict(tiny_suite(tmp_path), registry), registry=registry)
+    assert again.computed == again.rows == 4 and again.reused == 0
+
+
 def test_rows_record_config_seed_versions_and_revision(tmp_path):
     registry = default_registry()
     summary = run_suite(suite_from_dict(tiny_suite(tmp_path), registry), registry=registry)
