@@ -10,7 +10,7 @@ from conftest import make_trainer
 from deltabench.components import DetectionContext
 from deltabench.detectors.delta_influence import DeltaInfluence, auxiliary_queries, collapse_flags
 from deltabench.detectors.influence_threshold import InfluenceThreshold, TrakThreshold, threshold_flags
-from deltabench.influence.transforms import apply_transform, available_transforms, blur_kernel
+from deltabench.influence.transforms import DETERMINISTIC, apply_transform, available_transforms, blur_kernel
 from deltabench.metrics import detection_metrics
 from deltabench.registry import default_registry
 from deltabench.training import predict
@@ -74,6 +74,26 @@ def test_auxiliary_query_variants(badnet_victim):
             assert torch.equal(aux.x, aff.x.expand_as(aux.x)) and set(names) == {"none"}
         else:
             assert "swap_rg" not in names and len(set(names)) >= 5
+
+
+def test_auxiliary_queries_never_repeat_a_deterministic_query(badnet_victim):
+    # 50 draws over 6 transforms x 9 labels repeat an (invert or hflip, label) pair on most seeds;
+    # identical queries would count one delta several times against n_tolerate.
+    aff = badnet_victim.affected.subset([0])
+    repeats = {}
+    for distinct in (True, False):
+        total = 0
+        for seed in range(10):
+            aux, names = auxiliary_queries(
+                aff, 10, 50, "MM", np.random.default_rng(seed), torch.Generator().manual_seed(0), distinct
+            )
+            pairs = [(n, int(y)) for n, y in zip(names, aux.y, strict=True) if n in DETERMINISTIC]
+            total += len(pairs) - len(set(pairs))
+            if distinct:  # equal images with equal labels never occur twice
+                flat = torch.cat([aux.x.flatten(1), aux.y[:, None].float()], 1)
+                assert len(torch.unique(flat, dim=0)) == 50
+        repeats[distinct] = total
+    assert repeats[True] == 0 and repeats[False] > 5, repeats
 
 
 def test_transforms_change_images_and_keep_range():

@@ -44,7 +44,7 @@ from ..artifacts import Detection, ImageSet
 from ..components import DetectionContext, Detector
 from ..hookspecs import hookimpl
 from ..influence.detector_support import EngineParams, engine_for
-from ..influence.transforms import apply_transform, available_transforms
+from ..influence.transforms import DETERMINISTIC, apply_transform, available_transforms
 from ..training import predict
 
 __all__ = ["DeltaInfluence", "auxiliary_queries", "class_controls", "collapse_flags"]
@@ -57,20 +57,31 @@ def auxiliary_queries(
     variant: str,
     rng: np.random.Generator,
     gen: torch.Generator,
+    distinct: bool = True,
 ) -> tuple[ImageSet, list[str]]:
-    """``per_point`` transformed / relabelled queries per affected point, point-major order."""
+    """``per_point`` transformed / relabelled queries per affected point, point-major order.
+
+    With ``distinct`` (MM and MI), a (deterministic transform, label) pair already drawn for the same
+    point is drawn again: a repeat is the same query, so it would count its delta more than once.
+    """
     xs, ys, names = [], [], []
     choices = available_transforms(affected.x.shape[1])
     for x, y in zip(affected.x, affected.y.tolist(), strict=True):
         others = np.array([c for c in range(num_classes) if c != y])
+        used: set[tuple[str, int]] = set()
         for _ in range(per_point):
-            name = "none"
-            x_t = x
-            if variant in ("MM", "MI"):
-                name = str(rng.choice(choices))
-                x_t = apply_transform(name, x, rng, gen)
-            y_t = int(rng.choice(others)) if variant in ("MM", "ML") else y
-            xs.append(x_t)
+            name, y_t = "none", y
+            while True:
+                if variant in ("MM", "MI"):
+                    name = str(rng.choice(choices))
+                if variant in ("MM", "ML"):
+                    y_t = int(rng.choice(others))
+                # the random transforms always remain, so MM and MI never run out of queries
+                if not (distinct and variant != "ML" and (name, y_t) in used):
+                    break
+            if name in DETERMINISTIC:
+                used.add((name, y_t))
+            xs.append(apply_transform(name, x, rng, gen) if name != "none" else x)
             ys.append(y_t)
             names.append(name)
     return ImageSet(torch.stack(xs), torch.tensor(ys, dtype=torch.long)), names
@@ -108,6 +119,7 @@ class DeltaInfluence(Detector):
     """Δ-Influence: flag points whose influence on the affected point collapses under transforms."""
 
     name = "delta-influence"
+    version = "2"  # 2: distinct auxiliary queries by default
 
     class Params(EngineParams):
         T: int = Field(50, ge=1, description="auxiliary queries per affected point (50 in the paper)")
@@ -118,6 +130,11 @@ class DeltaInfluence(Detector):
         )
         combine: Literal["union", "intersection", "pooled"] = Field(
             "union", description="how flags of several affected points merge"
+        )
+        distinct: bool = Field(
+            True,
+            description="never repeat a (deterministic transform, label) query for a point (ours; the "
+            "paper's code could draw the same query several times)",
         )
         control: int = Field(
             0, ge=0, description="clean target-class control images (ours; 0 = the paper's method)"
@@ -130,7 +147,7 @@ class DeltaInfluence(Detector):
         p = self.params
         k = len(ctx.affected)
         aux, names = auxiliary_queries(
-            ctx.affected, ctx.num_classes, p.T, p.variant, ctx.rng, ctx.trainer.generator
+            ctx.affected, ctx.num_classes, p.T, p.variant, ctx.rng, ctx.trainer.generator, p.distinct
         )
         controls = class_controls(ctx, p.control) if p.control else ctx.affected.subset([])
         queries = ImageSet(

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
-__all__ = ["TRANSFORMS", "available_transforms", "apply_transform"]
+__all__ = ["TRANSFORMS", "DETERMINISTIC", "available_transforms", "apply_transform"]
 
 Transform = Callable[[torch.Tensor, np.random.Generator, torch.Generator], torch.Tensor]
 
@@ -103,6 +103,10 @@ TRANSFORMS: dict[str, Transform] = {
     "invert": invert,
     "swap_rg": swap_rg,
 }
+
+
+# Transforms without random parameters: drawing one twice with the same label repeats a query exactly.
+DETERMINISTIC = frozenset({"hflip", "invert", "swap_rg"})
 
 
 def available_transforms(channels: int) -> list[str]:
