@@ -11,8 +11,19 @@ the affected point, offline: separation of poisons from clean target-class point
 rule's flags, and EU (retrain without the flagged set) for each rule's flagged set with one common
 training seed per victim, so accuracy differences come from the flagged sets, not the seed.
 
+Stage 1b (``draws``): more random draws of the auxiliary queries and controls per victim.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=. python -m deltabench run SUITE --no-report   # victims, detections, EU
     OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/study_control.py capture SUITE OUT_DIR
-    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/study_control.py evaluate OUT_DIR [--eu]
+    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/study_control.py draws SUITE DRAWS_DIR --count 4
+    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/study_control.py evaluate OUT_DIR --suite SUITE \
+        --eu paper "raw 1 (current)" "class-median 0.5"
+
+The suite used (docs/influence.md): the quick suite's digits / small-cnn / training recipe,
+``seeds: [0, 1, 2, 3, 4, 5]``, ``clean_reference: false``, ``executor: local``, attacks
+``badnet {source: 8, target: 5, budget: 0.5}`` and ``frequency {source: 8, target: 5, budget: 0.4,
+eps: 0.1}``, detectors ``oracle``, ``delta-influence``, ``delta-influence {control: 8}`` (and
+``{control: 8, control_score: class-median}``), unlearners ``none`` and ``eu``.
 """
 
 from __future__ import annotations
@@ -47,7 +58,11 @@ def capture(suite: str, out: Path, control: int) -> None:
     registry = default_registry()
     parsed = load_suite(suite, registry)
     spec = next(
-        d for d in parsed.detectors if d.name == "delta-influence" and d.params.get("control") == control
+        d
+        for d in parsed.detectors
+        if d.name == "delta-influence"
+        and d.params.get("control") == control
+        and d.params.get("control_score", "raw") == "raw"
     )
     paper = next(d for d in parsed.detectors if d.name == "delta-influence" and not d.params.get("control"))
     out.mkdir(parents=True, exist_ok=True)
