@@ -189,6 +189,45 @@ def test_class_control_keeps_the_poisons_and_spares_clean_target_class_points(ba
     assert kept_clean <= 0.2 * base_clean  # ... the control gives most of them back
 
 
+def test_class_median_control_calibrates_the_ratio_on_the_class(badnet_victim):
+    v = badnet_victim
+
+    def detect(**params):
+        ctx = DetectionContext(
+            v.model, v.poisoned.train, v.affected, 10, np.random.default_rng(0), make_trainer(v.dataset, 0)
+        )
+        ctx.reference = v.dataset.test
+        return DeltaInfluence(T=30, control=8, **params).detect(ctx)
+
+    raw, calibrated = detect(), detect(control_score="class-median")
+    # same queries and controls (one rng draw order): only the threshold differs
+    np.testing.assert_array_equal(raw.scores["control_mean"], calibrated.scores["control_mean"])
+    assert "control_threshold" not in raw.scores  # the default's output is unchanged
+    old, cm = calibrated.scores["old_matrix"][0], calibrated.scores["control_mean"][0]
+    labels = v.poisoned.train.y.numpy()
+    target = v.poisoned.target_class
+    members = (labels == target) & (old > 0)
+    threshold = 0.5 * np.median(cm[members] / old[members])  # written out, not the detector's helper
+    assert calibrated.scores["control_threshold"][0] == pytest.approx(threshold, rel=1e-6)
+    paper = np.flatnonzero(collapse_flags(calibrated.scores["delta_matrix"], 0.0, 2)[1])
+    np.testing.assert_array_equal(
+        calibrated.flagged, np.setdiff1d(paper, np.flatnonzero(cm > threshold * old))
+    )
+
+    # the class's own median puts the cut between the poisons and the clean members of the class
+    poisons = v.poisoned.poison_indices
+    clean_target = np.setdiff1d(np.flatnonzero(labels == target), poisons)
+    ratio = cm / old
+    assert ratio[np.intersect1d(paper, poisons)].max() < threshold
+    assert threshold < np.median(ratio[np.intersect1d(paper, clean_target)])
+    assert detection_metrics(calibrated.flagged, poisons)["recall"] == 1.0
+    kept_clean = np.intersect1d(calibrated.flagged, clean_target).size
+    assert kept_clean <= 0.2 * np.intersect1d(paper, clean_target).size
+    # one affected point: pooling its deltas is the same rule
+    pooled = detect(control_score="class-median", combine="pooled")
+    np.testing.assert_array_equal(pooled.flagged, calibrated.flagged)
+
+
 def test_class_control_needs_reference_data(badnet_victim):
     ctx = ctx_for(badnet_victim)
     with pytest.raises(ValueError, match="reference"):

@@ -30,6 +30,15 @@ clean image of its class more than a triggered input of another class; a dirty-l
 reverse. The auxiliary queries are drawn before the controls, so with a control the flagged set is
 always a subset of the paper rule's. It assumes the poisons do not carry the class's clean
 features: clean-label poisons (Witches' Brew) are real members of the class and may be unflagged.
+
+``control_score: class-median`` (ours) replaces the fixed ``control_ratio`` by ``class_fraction``
+(0.5) times the median control / affected ratio of the training points labelled as the affected
+point's class (those with positive influence on it). How much a clean member supports the affected
+input relative to clean images of its class depends on the victim and the trigger (a smooth trigger
+that pushes towards the class raises every clean member's support for it), so one fixed ratio cuts
+poisons on some victims; the class's own median calibrates it per victim. It assumes clean members
+outnumber the poisons among the points carrying the class's label (at most ~35% poisons measured).
+See docs/influence.md, "Control score".
 """
 
 from __future__ import annotations
@@ -47,7 +56,7 @@ from ..influence.detector_support import EngineParams, engine_for
 from ..influence.transforms import DETERMINISTIC, apply_transform, available_transforms
 from ..training import predict
 
-__all__ = ["DeltaInfluence", "auxiliary_queries", "class_controls", "collapse_flags"]
+__all__ = ["DeltaInfluence", "auxiliary_queries", "class_controls", "collapse_flags", "control_threshold"]
 
 
 def auxiliary_queries(
@@ -115,6 +124,24 @@ def class_controls(ctx: DetectionContext, per_point: int) -> ImageSet:
     return ref.subset(np.concatenate(picks))
 
 
+def control_threshold(
+    control_mean: np.ndarray, old: np.ndarray, class_members: np.ndarray, fraction: float
+) -> float:
+    """``fraction`` x the median control / affected ratio of the training points labelled as the class.
+
+    Why: a clean member's ratio says how much more it supports clean images of its class than the
+    affected input; that depends on how class-like the victim finds the affected input (a smooth
+    trigger that pushes towards the class raises it for every point), so no fixed ratio fits every
+    victim. Clean members are the majority of the points carrying the class's label, so the median
+    is a clean member's typical ratio; a dirty-label poison's support is trigger-specific and far
+    below it. Only members with ``old > 0`` have a ratio; with none, nothing is unflagged (inf).
+    """
+    members = class_members & (old > 0)
+    if not members.any():
+        return float("inf")
+    return fraction * float(np.median(control_mean[members] / old[members]))
+
+
 class DeltaInfluence(Detector):
     """Δ-Influence: flag points whose influence on the affected point collapses under transforms."""
 
@@ -142,6 +169,14 @@ class DeltaInfluence(Detector):
         control_ratio: float = Field(
             1.0, gt=0, description="keep a flag if influence on the controls <= ratio x on the affected point"
         )
+        control_score: Literal["raw", "class-median"] = Field(
+            "raw",
+            description="raw: the ratio threshold is control_ratio; class-median: class_fraction x the "
+            "median ratio of the training points labelled as the affected point's class (ours)",
+        )
+        class_fraction: float = Field(
+            0.5, gt=0, description="class-median: a flag is removed above this fraction of the median ratio"
+        )
 
     def detect(self, ctx: DetectionContext) -> Detection:
         p = self.params
@@ -160,13 +195,24 @@ class DeltaInfluence(Detector):
         extra: dict[str, np.ndarray] = {}
         if p.control:
             control_mean = scores[k + k * p.T :].reshape(k, p.control, -1).mean(1)
-            explained = control_mean > p.control_ratio * old  # (k, n): the class explains the support
+            labels = ctx.train.y.cpu().numpy()
+            ratio = np.array(
+                [
+                    self._ratio(control_mean[j], old[j], labels == y)
+                    for j, y in enumerate(ctx.affected.y.tolist())
+                ]
+            )
+            explained = control_mean > ratio[:, None] * old  # (k, n): the class explains the support
             per_point = [(c, f & ~explained[j]) for j, (c, f) in enumerate(per_point)]
             extra = {"control_mean": control_mean.astype(np.float32), "explained_by_class": explained}
+            if p.control_score != "raw":
+                extra["control_threshold"] = ratio.astype(np.float32)
         if p.combine == "pooled":
             counts, flags = collapse_flags(delta.reshape(k * p.T, -1), p.th, k * p.n_tolerate)
             if p.control:
-                flags &= ~(extra["control_mean"].mean(0) > p.control_ratio * old.mean(0))
+                members = np.isin(labels, ctx.affected.y.cpu().numpy())
+                cm, om = control_mean.mean(0), old.mean(0)
+                flags &= ~(cm > self._ratio(cm, om, members) * om)
         else:
             counts = np.sum([c for c, _ in per_point], axis=0)
             stack = np.stack([f for _, f in per_point])
@@ -186,6 +232,13 @@ class DeltaInfluence(Detector):
                 "aux_transforms": np.array(names),
             },
         )
+
+    def _ratio(self, control_mean: np.ndarray, old: np.ndarray, class_members: np.ndarray) -> float:
+        """The control / affected ratio above which a flag is removed."""
+        p = self.params
+        if p.control_score == "raw":
+            return p.control_ratio
+        return control_threshold(control_mean, old, class_members, p.class_fraction)
 
 
 @hookimpl
