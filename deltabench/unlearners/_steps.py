@@ -32,7 +32,7 @@ def frozen(*models: nn.Module) -> None:
 
 class Batches:
     """Endless shuffled passes over an image set in near-equal batches of at most ``batch_size``,
-    augmented like training."""
+    augmented like training, in the channels-last layout (see :func:`~deltabench.training.channels_last`)."""
 
     def __init__(
         self, data: ImageSet, batch_size: int, generator: torch.Generator, translate: int, hflip: bool
@@ -51,6 +51,7 @@ class Batches:
         idx = self._pass[self._pos]
         self._pos += 1
         x = augment_batch(self.data.x[idx].to(device), self.translate, self.hflip, self.generator)
+        x = x.contiguous(memory_format=torch.channels_last)  # the step loops hold models channels-last
         y = self.data.y[idx].to(device)
         return (x, y) if extra is None else (x, y, extra[idx].to(device))
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..components import Unlearner, UnlearningContext
 from ..hookspecs import hookimpl
+from ..training import channels_last
 from ._steps import Batches, CodeOptimizerParams, code_optimizer, frozen
 
 
@@ -30,6 +31,7 @@ class BadTeacher(Unlearner):
     """
 
     name = "bad-teacher"
+    version = "2"  # 2: channels-last steps (same maths, different float rounding)
 
     class Params(CodeOptimizerParams):
         steps: int = Field(40, ge=1, description="optimiser steps")
@@ -52,20 +54,21 @@ class BadTeacher(Unlearner):
         marks[torch.as_tensor(ctx.forget, dtype=torch.long)] = 1.0
         batches = Batches(ctx.train, p.batch_size, ctx.trainer.generator, rec.translate, rec.hflip)
         opt, sched = code_optimizer(student, p.lr, p.weight_decay, p.momentum, p.steps)
-        student.train()
-        t = p.temperature
-        for _ in range(p.steps):
-            x, _, flagged = batches.next(ctx.device, extra=marks)
-            with torch.no_grad():
-                w = flagged[:, None]
-                target = w * F.softmax(bad(x) / t, 1) + (1 - w) * F.softmax(good(x) / t, 1)
-            # elementwise mean, as kl_div's legacy default "mean" that the code used (without its warning)
-            loss = F.kl_div(F.log_softmax(student(x) / t, 1), target, reduction="sum") / target.numel()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            self.steps_taken += 1
+        with channels_last(student, good, bad):
+            student.train()
+            t = p.temperature
+            for _ in range(p.steps):
+                x, _, flagged = batches.next(ctx.device, extra=marks)
+                with torch.no_grad():
+                    w = flagged[:, None]
+                    target = w * F.softmax(bad(x) / t, 1) + (1 - w) * F.softmax(good(x) / t, 1)
+                # elementwise mean, as kl_div's legacy default "mean" that the code used (without its warning)
+                loss = F.kl_div(F.log_softmax(student(x) / t, 1), target, reduction="sum") / target.numel()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                self.steps_taken += 1
         return student.eval()
 
 

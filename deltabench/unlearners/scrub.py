@@ -11,6 +11,7 @@ from torch import nn
 
 from ..components import Unlearner, UnlearningContext
 from ..hookspecs import hookimpl
+from ..training import channels_last
 from ._steps import Batches, CodeOptimizerParams, code_optimizer, distill_kl, frozen
 
 
@@ -36,6 +37,7 @@ class Scrub(Unlearner):
     """
 
     name = "scrub"
+    version = "2"  # 2: channels-last steps (same maths, different float rounding)
 
     class Params(CodeOptimizerParams):
         steps: int = Field(40, ge=1, description="optimiser steps in all (ascent + descent)")
@@ -69,26 +71,27 @@ class Scrub(Unlearner):
         if n_max + n_min == 0:
             return student
         opt, sched = code_optimizer(student, p.lr, p.weight_decay, p.momentum, p.steps)
-        student.train()
-        done = 0
-        while done < p.steps:
-            for phase, count, source in (("max", n_max, forget), ("min", n_min, retain)):
-                for _ in range(count):
-                    if done >= p.steps:
-                        break
-                    x, y = source.next(ctx.device)
-                    out = student(x)
-                    kl = distill_kl(out, teacher(x), p.kd_T)
-                    if phase == "max":
-                        loss = -(kl if p.max_loss == "kl" else F.cross_entropy(out, y) + p.alpha * kl)
-                    else:
-                        loss = F.cross_entropy(out, y) + p.alpha * kl
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    done += 1
-                    self.steps_taken[phase] += 1
+        with channels_last(student, teacher):
+            student.train()
+            done = 0
+            while done < p.steps:
+                for phase, count, source in (("max", n_max, forget), ("min", n_min, retain)):
+                    for _ in range(count):
+                        if done >= p.steps:
+                            break
+                        x, y = source.next(ctx.device)
+                        out = student(x)
+                        kl = distill_kl(out, teacher(x), p.kd_T)
+                        if phase == "max":
+                            loss = -(kl if p.max_loss == "kl" else F.cross_entropy(out, y) + p.alpha * kl)
+                        else:
+                            loss = F.cross_entropy(out, y) + p.alpha * kl
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        opt.step()
+                        sched.step()
+                        done += 1
+                        self.steps_taken[phase] += 1
         return student.eval()
 
 
