@@ -15,11 +15,17 @@ from ..hookspecs import hookimpl
 from ._per_class import flag_per_class
 
 
+def _top_direction(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The centred features (float64) and their top right-singular vector (sign arbitrary)."""
+    centred = (features - features.mean(0, keepdim=True)).double()
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    return centred, vh[0]
+
+
 def top_projection(features: torch.Tensor) -> np.ndarray:
     """Projection of each centred feature vector on the top right-singular vector (sign arbitrary)."""
-    centred = features - features.mean(0, keepdim=True)
-    _, _, vh = torch.linalg.svd(centred.double(), full_matrices=False)
-    return (centred.double() @ vh[0]).numpy()
+    centred, v = _top_direction(features)
+    return (centred @ v).numpy()
 
 
 def tran_code_scores(features: torch.Tensor) -> np.ndarray:
@@ -32,9 +38,8 @@ def tran_code_scores(features: torch.Tensor) -> np.ndarray:
     the origin along v, not from the class mean, so clean points far on the near side of the mean
     no longer rank with the poisons. Facts read from their public ``compute_corr.py``.
     """
-    centred = features - features.mean(0, keepdim=True)
-    _, _, vh = torch.linalg.svd(centred.double(), full_matrices=False)
-    return (features.double() @ vh[0]).abs().numpy()
+    _, v = _top_direction(features)
+    return (features.double() @ v).abs().numpy()
 
 
 def spectral_scores(features: torch.Tensor) -> np.ndarray:
