@@ -29,6 +29,8 @@ eps: 0.1}``, detectors ``oracle``, ``delta-influence``, ``delta-influence {contr
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,24 @@ def _settings(params: dict) -> InfluenceSettings:
     return InfluenceSettings(**{f: getattr(p, f) for f in fields})
 
 
+@contextmanager
+def recorded_scores() -> Iterator[list[np.ndarray]]:
+    """Inside the block, every score matrix the influence engine returns is appended to the list."""
+    recorded: list[np.ndarray] = []
+    original = engine_mod.InfluenceEngine.scores
+
+    def spy(self, queries):
+        result = original(self, queries)
+        recorded.append(result)
+        return result
+
+    engine_mod.InfluenceEngine.scores = spy
+    try:
+        yield recorded
+    finally:
+        engine_mod.InfluenceEngine.scores = original
+
+
 def capture(suite: str, out: Path, control: int) -> None:
     registry = default_registry()
     parsed = load_suite(suite, registry)
@@ -75,22 +95,13 @@ def capture(suite: str, out: Path, control: int) -> None:
         for s in (paper, spec):
             key = stable_hash("detect", state.victim_key, _spec_key(s, registry))
             cached[s.params_json] = state.store.load("detect", key)["detection"]
-        recorded: list[np.ndarray] = []
-        original = engine_mod.InfluenceEngine.scores
-
-        def spy(self, queries, _orig=original, _rec=recorded):
-            result = _orig(self, queries)
-            _rec.append(result)
-            return result
-
-        engine_mod.InfluenceEngine.scores = spy
         has, save = state.store.has, state.store.save
         state.store.has = lambda stage, key, has=has: stage != "detect" and has(stage, key)
         state.store.save = lambda stage, key, value: None
         try:
-            _, fresh = state.detection(spec)
+            with recorded_scores() as recorded:
+                _, fresh = state.detection(spec)
         finally:
-            engine_mod.InfluenceEngine.scores = original
             state.store.has, state.store.save = has, save
         det = fresh["detection"]
         ref = cached[spec.params_json]
@@ -138,16 +149,7 @@ def draws(suite: str, out: Path, control: int, count: int) -> None:
         model = state.victim_model()
         test = state.dataset.test
         for r in range(count):
-            recorded: list[np.ndarray] = []
-            original = engine_mod.InfluenceEngine.scores
-
-            def spy(self, queries, _orig=original, _rec=recorded):
-                result = _orig(self, queries)
-                _rec.append(result)
-                return result
-
-            engine_mod.InfluenceEngine.scores = spy
-            try:
+            with recorded_scores() as recorded:
                 torch.manual_seed(1000 + r)
                 ctx = DetectionContext(
                     model=model,
@@ -159,8 +161,6 @@ def draws(suite: str, out: Path, control: int, count: int) -> None:
                     reference=test,
                 )
                 DeltaInfluence(control=control).detect(ctx)
-            finally:
-                engine_mod.InfluenceEngine.scores = original
             sc = recorded[-1]
             T = 50
             np.savez_compressed(
