@@ -32,6 +32,7 @@ __all__ = [
     "DetectionContext",
     "UnlearningContext",
     "Executor",
+    "Kind",
     "KINDS",
 ]
 
@@ -43,11 +44,17 @@ class Params(BaseModel):
 
 
 class Component:
-    """Common part of every component kind."""
+    """Common part of every component kind.
+
+    ``reference`` marks a component that only gives the other rows something to compare with (the
+    true poison set, the victim left as it is): a suite with ``references: true`` gets every
+    registered reference component of its detector and unlearner lists added in front.
+    """
 
     kind: ClassVar[str] = "component"
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
+    reference: ClassVar[bool] = False
     Params: ClassVar[type[Params]] = Params
 
     def __init__(self, params: Params | None = None, **values: Any) -> None:
@@ -188,11 +195,37 @@ class Executor(Component):
         raise NotImplementedError
 
 
-KINDS: dict[str, type[Component]] = {
-    "dataset": DatasetSource,
-    "model": ModelFamily,
-    "attack": Attack,
-    "detector": Detector,
-    "unlearner": Unlearner,
-    "executor": Executor,
+@dataclass(frozen=True)
+class Kind:
+    """One kind of component: the single table that hooks, registry and suite schema derive from."""
+
+    name: str
+    base: type[Component]
+    #: a suite lists several of this kind under the plural key (``detectors:``), or names one (``executor:``)
+    many: bool = True
+
+    @property
+    def plural(self) -> str:
+        return f"{self.name}s"
+
+    @property
+    def suite_key(self) -> str:
+        return self.plural if self.many else self.name
+
+    @property
+    def hook(self) -> str:
+        """The pluggy hook that registers this kind, e.g. ``register_detectors``."""
+        return f"register_{self.plural}"
+
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind("dataset", DatasetSource),
+        Kind("model", ModelFamily),
+        Kind("attack", Attack),
+        Kind("detector", Detector),
+        Kind("unlearner", Unlearner),
+        Kind("executor", Executor, many=False),
+    )
 }

@@ -22,16 +22,21 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
+from .components import KINDS, Kind
 from .exceptions import SuiteError
-from .registry import Registry, closest
+from .names import did_you_mean
+from .registry import Registry
 from .training import TrainingRecipe
 
 __all__ = [
     "Suite",
+    "SuiteSettings",
+    "ParsedSuite",
     "ComponentEntry",
     "ComponentSpec",
     "load_suite",
@@ -59,8 +64,8 @@ class ComponentEntry(BaseModel):
         return {"name": value} if isinstance(value, str) else value
 
 
-class Suite(BaseModel):
-    """A benchmark suite (see ``suites/quick.yaml`` for a commented example)."""
+class SuiteSettings(BaseModel):
+    """Every key of a suite except its component lists, which :data:`Suite` adds from ``KINDS``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -69,15 +74,11 @@ class Suite(BaseModel):
     device: str = Field("auto", description=f"one of {DEVICE_CHOICES}")
     output: str | None = Field(None, description="folder of the leaderboard CSV")
     cache: str = Field(".deltabench/cache", description="folder of cached stage artifacts")
-    datasets: list[ComponentEntry] = Field(min_length=1)
-    models: list[ComponentEntry] = Field(min_length=1)
     training: TrainingRecipe = Field(default_factory=TrainingRecipe)
-    attacks: list[ComponentEntry] = Field(min_length=1)
-    detectors: list[ComponentEntry] = Field(min_length=1)
-    unlearners: list[ComponentEntry] = Field(min_length=1)
-    executor: ComponentEntry = Field(default_factory=lambda: ComponentEntry(name="local"))
     affected_points: int = Field(1, ge=1, description="affected test inputs handed to detectors")
-    references: bool = Field(True, description="add the oracle detector and the none unlearner")
+    references: bool = Field(
+        True, description="add the reference components (the oracle detector, the none unlearner)"
+    )
     clean_reference: bool = Field(True, description="also train a clean model per seed, for comparison")
 
     @field_validator("device")
@@ -91,6 +92,29 @@ class Suite(BaseModel):
     @property
     def output_dir(self) -> Path:
         return Path(self.output) if self.output else Path("leaderboards") / self.name
+
+
+def _component_field(kind: Kind) -> tuple[Any, Any]:
+    if kind.many:
+        return list[ComponentEntry], Field(
+            min_length=1, description=f"{kind.plural} to cross (names or entries)"
+        )
+    default = DEFAULT_SINGLE[kind.name]
+    return ComponentEntry, Field(
+        default_factory=lambda: ComponentEntry(name=default),
+        description=f"the {kind.name} (default {default})",
+    )
+
+
+#: the component a suite gets for a kind it may name only once, when it names none
+DEFAULT_SINGLE = {"executor": "local"}
+
+Suite = create_model(
+    "Suite",
+    __base__=SuiteSettings,
+    __doc__="A benchmark suite (see ``suites/quick.yaml`` for a commented example).",
+    **{kind.suite_key: _component_field(kind) for kind in KINDS.values()},
+)
 
 
 @dataclass(frozen=True)
@@ -115,16 +139,25 @@ class ComponentSpec:
 
 @dataclass
 class ParsedSuite:
-    """A validated suite with every component resolved against the registry and grids expanded."""
+    """A validated suite with every component resolved against the registry and grids expanded.
 
-    suite: Suite
-    datasets: list[ComponentSpec]
-    models: list[ComponentSpec]
-    attacks: list[ComponentSpec]
-    detectors: list[ComponentSpec]
-    unlearners: list[ComponentSpec]
-    executor: ComponentSpec
+    ``components`` maps each kind to its specs; ``parsed.detectors`` (a suite key) reads one list,
+    and ``parsed.executor`` the one spec of a kind named once.
+    """
+
+    suite: SuiteSettings
+    components: dict[str, list[ComponentSpec]]
     source: str
+
+    def __getattr__(self, key: str) -> Any:
+        kind = _KIND_BY_SUITE_KEY.get(key)
+        if kind is None or "components" not in self.__dict__:
+            raise AttributeError(key)
+        specs = self.components[kind.name]
+        return specs if kind.many else specs[0]
+
+
+_KIND_BY_SUITE_KEY = {kind.suite_key: kind for kind in KINDS.values()}
 
 
 # --------------------------------------------------------------------------- error formatting
@@ -166,10 +199,7 @@ def _describe(error: dict, root: type[BaseModel], prefix: tuple = ()) -> str:
     if kind == "extra_forbidden":
         parent = _model_at(root, loc[:-1])
         allowed = list(parent.model_fields) if parent else []
-        hint = closest(str(loc[-1]), allowed)
-        text = f"{where}: unknown key '{loc[-1]}'"
-        if hint:
-            text += f"; did you mean '{hint}'?"
+        text = f"{where}: unknown key '{loc[-1]}'{did_you_mean(str(loc[-1]), allowed)}"
         return text + (f" (allowed: {', '.join(allowed)})" if allowed else "")
     if kind == "missing":
         return (
@@ -233,9 +263,7 @@ def _resolve(
             cls = registry.get(kind, entry.name)
         except Exception:
             names = registry.names(kind)
-            hint = closest(entry.name, names)
-            text = f"{key}[{i}].name: unknown {kind} '{entry.name}'"
-            text += f"; did you mean '{hint}'?" if hint else ""
+            text = f"{key}[{i}].name: unknown {kind} '{entry.name}'{did_you_mean(entry.name, names)}"
             problems.append(f"{text} (available: {', '.join(names)})")
             continue
         for values in _expand_grid(entry.params, cls.Params):
@@ -294,25 +322,29 @@ def suite_from_dict(data: Any, registry: Registry, source: str = "<suite>") -> P
     except ValidationError as exc:
         raise SuiteError([f"{source}: {line}" for line in _validation_lines(exc, Suite)]) from None
     problems: list[str] = []
-    lists = {
-        key: _resolve(kind, key, getattr(suite, key), registry, problems)
-        for key, kind in [
-            ("datasets", "dataset"),
-            ("models", "model"),
-            ("attacks", "attack"),
-            ("detectors", "detector"),
-            ("unlearners", "unlearner"),
-        ]
-    }
-    executor = _resolve("executor", "executor", [suite.executor], registry, problems)
+    components: dict[str, list[ComponentSpec]] = {}
+    for kind in KINDS.values():
+        value = getattr(suite, kind.suite_key)
+        specs = _resolve(kind.name, kind.suite_key, value if kind.many else [value], registry, problems)
+        if not kind.many:
+            problems[:] = [line.replace(f"{kind.suite_key}[0]", kind.suite_key) for line in problems]
+        elif suite.references:
+            specs = _with_references(kind.name, specs, registry)
+        components[kind.name] = specs
     if problems:
-        raise SuiteError([f"{source}: {line.replace('executor[0]', 'executor')}" for line in problems])
-    if suite.references:
-        if not any(s.name == "oracle" for s in lists["detectors"]) and "oracle" in registry.names("detector"):
-            lists["detectors"].insert(0, ComponentSpec("detector", "oracle", {}))
-        if not any(s.name == "none" for s in lists["unlearners"]) and "none" in registry.names("unlearner"):
-            lists["unlearners"].insert(0, ComponentSpec("unlearner", "none", {}))
-    return ParsedSuite(suite, executor=executor[0], source=source, **lists)
+        raise SuiteError([f"{source}: {line}" for line in problems])
+    return ParsedSuite(suite, components, source)
+
+
+def _with_references(kind: str, specs: list[ComponentSpec], registry: Registry) -> list[ComponentSpec]:
+    """The registered reference components of ``kind`` the suite does not list, in front of ``specs``."""
+    listed = {spec.name for spec in specs}
+    missing = [
+        ComponentSpec(kind, name, {})
+        for name in registry.names(kind)
+        if registry.get(kind, name).reference and name not in listed
+    ]
+    return missing + specs
 
 
 def parse_suite(text: str, registry: Registry, source: str = "<suite>") -> ParsedSuite:

@@ -1,7 +1,9 @@
-"""Hook specifications: one per registry, each handing the plugin a ``register`` callback.
+"""Hook specifications: one ``register_<kind>s`` hook per component kind, each handing the plugin a
+``register`` callback.
 
 A plugin module (or an installed package named in the ``deltabench`` entry-point group) implements
 any of these with ``@deltabench.hookimpl`` and calls ``register(ComponentClass)`` once per component.
+The hooks are made from :data:`deltabench.components.KINDS`, so a new kind is one line there.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pluggy
+
+from .components import KINDS, Kind
 
 __all__ = ["hookspec", "hookimpl", "PROJECT", "HOOK_KINDS"]
 
@@ -19,42 +23,15 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 Register = Callable[[type], None]
 
 
-@hookspec
-def register_datasets(register: Register) -> None:
-    """Register dataset sources (subclasses of ``DatasetSource``)."""
+def _register_hook(kind: Kind) -> Callable[[Register], None]:
+    def spec(register: Register) -> None:
+        pass
 
-
-@hookspec
-def register_models(register: Register) -> None:
-    """Register model families (subclasses of ``ModelFamily``)."""
-
-
-@hookspec
-def register_attacks(register: Register) -> None:
-    """Register poisoning attacks (subclasses of ``Attack``)."""
-
-
-@hookspec
-def register_detectors(register: Register) -> None:
-    """Register poison detectors (subclasses of ``Detector``)."""
-
-
-@hookspec
-def register_unlearners(register: Register) -> None:
-    """Register unlearning methods (subclasses of ``Unlearner``)."""
-
-
-@hookspec
-def register_executors(register: Register) -> None:
-    """Register executors that run a suite's jobs (subclasses of ``Executor``)."""
+    spec.__name__ = spec.__qualname__ = kind.hook
+    spec.__doc__ = f"Register {kind.plural} (subclasses of ``{kind.base.__name__}``)."
+    return hookspec(spec)
 
 
 # hook name -> component kind it registers
-HOOK_KINDS: dict[str, str] = {
-    "register_datasets": "dataset",
-    "register_models": "model",
-    "register_attacks": "attack",
-    "register_detectors": "detector",
-    "register_unlearners": "unlearner",
-    "register_executors": "executor",
-}
+HOOK_KINDS: dict[str, str] = {kind.hook: kind.name for kind in KINDS.values()}
+globals().update({kind.hook: _register_hook(kind) for kind in KINDS.values()})

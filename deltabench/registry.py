@@ -8,7 +8,6 @@ hook name into a load-time error, and a second component with a taken name is re
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.metadata
 import pkgutil
@@ -20,8 +19,9 @@ import pluggy
 from . import hookspecs
 from .components import KINDS, Component
 from .exceptions import RegistryError
+from .names import did_you_mean
 
-__all__ = ["Registry", "ComponentInfo", "load_registry", "closest", "BUILTIN_PACKAGES"]
+__all__ = ["Registry", "ComponentInfo", "load_registry", "BUILTIN_PACKAGES"]
 
 BUILTIN_PACKAGES = (
     "deltabench.data",
@@ -45,15 +45,6 @@ class ComponentInfo:
     def distribution(self) -> str:
         """'name version' of the installed distribution that provides the component."""
         return _distribution_of(self.cls)
-
-
-def closest(name: str, choices: list[str] | tuple[str, ...]) -> str | None:
-    """The most similar valid name, for 'did you mean' hints."""
-    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
-    if match:
-        return match[0]
-    lowered = {c.lower(): c for c in choices}
-    return lowered.get(name.lower())
 
 
 @cache
@@ -81,7 +72,7 @@ class Registry:
         self._by_kind: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KINDS}
 
     def _add(self, kind: str, cls: type) -> None:
-        base = KINDS[kind]
+        base = KINDS[kind].base
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise RegistryError(f"{cls!r} registered as a {kind} is not a subclass of {base.__name__}")
         if not cls.name:
@@ -95,9 +86,9 @@ class Registry:
         self._by_kind[kind][cls.name] = ComponentInfo(kind, cls.name, cls)
 
     def collect(self) -> Registry:
-        for hook_name, kind in hookspecs.HOOK_KINDS.items():
-            hook = getattr(self.plugin_manager.hook, hook_name)
-            hook(register=lambda cls, _kind=kind: self._add(_kind, cls))
+        for kind in KINDS.values():
+            hook = getattr(self.plugin_manager.hook, kind.hook)
+            hook(register=lambda cls, _kind=kind.name: self._add(_kind, cls))
         return self
 
     def names(self, kind: str) -> list[str]:
@@ -110,10 +101,9 @@ class Registry:
         try:
             return self._by_kind[kind][name]
         except KeyError:
-            hint = closest(name, self.names(kind))
-            suffix = f"; did you mean '{hint}'?" if hint else ""
             raise RegistryError(
-                f"unknown {kind} '{name}'{suffix} (available: {', '.join(self.names(kind))})"
+                f"unknown {kind} '{name}'{did_you_mean(name, self.names(kind))} "
+                f"(available: {', '.join(self.names(kind))})"
             ) from None
 
     def get(self, kind: str, name: str) -> type[Component]:

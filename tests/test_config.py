@@ -150,6 +150,47 @@ def test_references_are_added_and_defaults_resolved():
     assert parsed.attacks[0].params["source"] == 8  # defaults are filled in and recorded
 
 
+def test_reference_components_come_from_the_class_attribute_not_from_names():
+    from deltabench import Detection, Detector, hookimpl
+    from deltabench.registry import load_registry
+
+    class EveryPoint(Detector):
+        """A plugin's own reference row: flags the whole training set."""
+
+        name = "every-point"
+        reference = True
+
+        def detect(self, ctx):
+            return Detection(list(range(len(ctx.train))))
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def register_detectors(register):
+            register(EveryPoint)
+
+    registry = load_registry(entry_points=False, extra_plugins=(Plugin,))
+    parsed = parse_suite(_with(), registry)
+    assert [d.name for d in parsed.detectors] == ["every-point", "oracle", "spectral"]
+    assert [d.name for d in parse_suite(_with(references=False), registry).detectors] == ["spectral"]
+    listed = parse_suite(_with(detectors=["spectral", "oracle"]), registry)
+    assert [d.name for d in listed.detectors] == ["every-point", "spectral", "oracle"]
+
+
+def test_component_keys_come_from_the_kinds_table():
+    from deltabench.components import KINDS
+    from deltabench.config import Suite
+    from deltabench.hookspecs import HOOK_KINDS
+
+    assert {k.suite_key for k in KINDS.values()} <= set(Suite.model_fields)
+    assert set(HOOK_KINDS.values()) == set(KINDS)
+    parsed = parse_suite(_with(executor={"name": "processes"}), default_registry())
+    assert parsed.executor.name == "processes"
+    assert parsed.components["executor"] == [parsed.executor]
+    with pytest.raises(AttributeError):
+        parsed.detector  # noqa: B018  (the kind's name is not a suite key)
+
+
 @pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.joinpath("suites").glob("*.yaml")))
 def test_shipped_suites_are_valid(path):
     load_suite(path, default_registry())

@@ -9,7 +9,8 @@ import pytest
 from deltabench import Detector, hookimpl
 from deltabench.exceptions import RegistryError
 from deltabench.hookspecs import HOOK_KINDS
-from deltabench.registry import closest, load_registry
+from deltabench.names import closest
+from deltabench.registry import load_registry
 
 
 def test_builtins_are_registered_through_the_hooks():

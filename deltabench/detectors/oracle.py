@@ -11,6 +11,7 @@ class Oracle(Detector):
     """Flags exactly the attack's true poison set (a reference row, not a method)."""
 
     name = "oracle"
+    reference = True
     needs_ground_truth = True
 
     def detect(self, ctx: DetectionContext) -> Detection:

@@ -12,6 +12,7 @@ class KeepVictim(Unlearner):
     """Does nothing: the victim itself, the reference row."""
 
     name = "none"
+    reference = True
 
     def unlearn(self, ctx: UnlearningContext) -> nn.Module:
         return ctx.model
