@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from victims import badnet_victim
 
 from deltabench.artifacts import ImageSet
 from deltabench.data.digits import Digits
 from deltabench.detectors.delta_influence import auxiliary_queries
 from deltabench.influence import InfluenceEngine, InfluenceSettings
-from deltabench.quick_setting import badnet_victim
 from deltabench.training import predict
 
 T = 50
@@ -85,7 +85,7 @@ def test_peak_memory_two_sizes(benchmark):
     def run_all():
         for n in (600, 1257, 5028):
             out = subprocess.run(
-                [sys.executable, str(here / "detect_peak_memory.py"), str(n)],
+                [sys.executable, str(here / "peak_memory_child.py"), str(n)],
                 capture_output=True,
                 text=True,
                 check=True,

@@ -9,8 +9,7 @@ a low-frequency disc (``cutoff``) exist, so every candidate the optimiser visits
 is then bounded in l_inf or l2 by rescaling (rescaling keeps the spectrum, a clip would not).
 
 Deviations from the paper (see docs/attacks.md):
-- the trigger is generated, not loaded (paper-notes: "deltabench must generate its smooth trigger
-  itself"); Zeng et al. made theirs as a low-pass-filtered universal perturbation too, but with
+- the trigger is generated, not loaded (the paper's trigger file is not public; docs/attacks.md); Zeng et al. made theirs as a low-pass-filtered universal perturbation too, but with
   a Gaussian frequency window and DeepFool steps instead of a DCT disc and Adam on a targeted loss;
 - ``application: paper`` reproduces the paper's code (normalise -> add trigger -> per-image min-max
   rescale to [0, 1]) with the trigger given in pixel units and divided by the dataset's std before

@@ -1,44 +1,16 @@
 """Δ-Influence (Li et al. 2024): flag the training points whose influence collapses under transforms.
 
-For the affected point (x, y_target), ``old[i]`` is training point i's influence on it. T auxiliary
-queries each apply one random transform of :mod:`deltabench.influence.transforms` to x (in pixel
-space) and take a random label != y_target; ``new[t, i]`` is i's influence on query t and
-``delta = new - old``. A poison supports exactly the (trigger -> target) shortcut, so its influence
-collapses on (nearly) every auxiliary query; a clean point's moves both ways. Flag i when
-``count_t(delta[t, i] < th) >= T - n_tolerate``.
+``delta[t, i]`` = influence of training point i on auxiliary query t (the affected input, randomly
+transformed and relabelled) minus its influence on the affected input; i is flagged when
+``count_t(delta[t, i] < th) >= T - n_tolerate``. A poison supports exactly the trigger -> target
+shortcut, so its influence drops on (nearly) every query; a clean point's moves both ways. All
+queries are scored in one pass over the training set (the paper's code made one pass per query).
 
-All queries (the affected points and all their auxiliary queries) are scored in ONE pass over the
-training set; the paper's code made one influence call per query, recomputing the training
-gradients each time.
-
-Several affected points (ours; the paper has one): each gets its own T auxiliary queries and its
-own flag set; ``combine`` merges them: ``union`` (default: with one point all three are the same;
-with more, union keeps recall, which is what PSR needs), ``intersection``, or ``pooled`` (count over
-all k*T deltas, flag when >= k*(T - n_tolerate)).
-
-Variants (paper's ablations): MM = transform and relabel (the method), MI = transform only (label
-stays y_target), ML = relabel only (image unchanged).
-
-Class control (ours, off by default; ``control > 0``): every point that supports label y_target on
-x, clean members of the target class included, loses that support once x is transformed and
-relabelled, so clean target-class points collapse too; on a small class this removes most of it and
-retraining loses accuracy. With a control, ``control`` clean images of the target class that the
-victim classifies correctly are drawn from the defender's clean data (``ctx.reference``) and scored
-in the same pass; a flag is kept only if the point's mean influence on them is at most
-``control_ratio`` times its influence on the affected point. A clean target-class point supports a
-clean image of its class more than a triggered input of another class; a dirty-label poison does the
-reverse. The auxiliary queries are drawn before the controls, so with a control the flagged set is
-always a subset of the paper rule's. It assumes the poisons do not carry the class's clean
-features: clean-label poisons (Witches' Brew) are real members of the class and may be unflagged.
-
-``control_score: class-median`` (ours) replaces the fixed ``control_ratio`` by ``class_fraction``
-(0.5) times the median control / affected ratio of the training points labelled as the affected
-point's class (those with positive influence on it). How much a clean member supports the affected
-input relative to clean images of its class depends on the victim and the trigger (a smooth trigger
-that pushes towards the class raises every clean member's support for it), so one fixed ratio cuts
-poisons on some victims; the class's own median calibrates it per victim. It assumes clean members
-outnumber the poisons among the points carrying the class's label (at most ~35% poisons measured).
-See docs/influence.md, "Control score".
+Options beyond the paper (all off by default, each explained with its measurements in
+docs/influence.md): several affected points and how their flags ``combine``; the ablation
+``variant`` (MM, the method; MI; ML); and the class ``control`` with its ``control_score``, which
+unflags clean target-class points that support clean images of their class more than the affected
+input.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """EK-FAC, KFAC, diagonal and identity influence through kronfluence.
 
-Settings follow paper-notes: every Conv2d and Linear layer tracked (kronfluence's default when the
+Settings follow the paper's code (docs/influence.md, "The engine"): every Conv2d and Linear layer tracked (kronfluence's default when the
 task names no modules), train loss = summed cross-entropy, measurement = -margin summed over the
 query batch. With that measurement kronfluence's score ``grad(-margin)^T H^-1 grad(loss_i)`` is
 positive when removing training point i would raise the query's loss, i.e. i supports the query's

@@ -1,4 +1,4 @@
-"""The train loss and query measurement every backend differentiates (paper-notes, step 1)."""
+"""The train loss and query measurement every backend differentiates (the paper's method, step 1; docs/influence.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """TRAK (Park et al. 2023) through traker, from the single victim checkpoint.
 
 TRAK's image-classification output function is the margin ``log p_y - log(1 - p_y)``, the same
-margin as paper-notes (``logit_y - logsumexp_{k!=y} logit_k``), so its scores are positive when a
+margin as our measurement (``logit_y - logsumexp_{k!=y} logit_k``), so its scores are positive when a
 training point supports the query's label: our convention, no flip needed.
 
 On a CPU traker uses its ``BasicProjector``. We give it one block (``block_size = proj_dim``: 3x

@@ -2,7 +2,7 @@
 
 The paper's code applied them to normalised tensors; we apply them to pixel-space images (the model
 normalises afterwards), so "invert" is ``1 - x`` and colour jitter acts on real intensities.
-Parameters are the paper's (paper-notes, step 2), drawn from the caller's generators:
+Parameters are the paper's (its method, step 2; docs/influence.md), drawn from the caller's generators:
 
 - horizontal flip;
 - colour jitter: brightness and contrast factors in [0.9, 1.1], saturation in [0.6, 1.4], hue in

@@ -1,6 +1,6 @@
 """Peak memory of one Δ-Influence detection at a given training-set size, in a fresh process.
 
-``python benchmarks/detect_peak_memory.py N`` prints JSON: the peak RSS of the process before the
+``python benchmarks/peak_memory_child.py N`` prints JSON: the peak RSS of the process before the
 detection (data, victim, imports) and after it, in MB. N above 1,257 tiles the digits training set
 (copies of the same images), which is enough to see how memory scales with n. A fresh process per
 size keeps the allocator's reuse of freed memory from hiding the growth.
@@ -15,13 +15,13 @@ import time
 
 import numpy as np
 import torch
+from victims import badnet_victim
+from victims import seeded_trainer as trainer
 
 from deltabench.artifacts import ImageSet
 from deltabench.components import DetectionContext
 from deltabench.data.digits import Digits
 from deltabench.detectors.delta_influence import DeltaInfluence
-from deltabench.quick_setting import badnet_victim
-from deltabench.quick_setting import seeded_trainer as trainer
 from deltabench.training import predict
 
 
