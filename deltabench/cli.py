@@ -135,6 +135,48 @@ def leaderboard(
         target.write_text(text, encoding="utf-8")
 
 
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="results folder or CSV (A, the baseline)")],
+    b: Annotated[
+        Path | None, typer.Argument(help="second results folder or CSV (B); omit to compare within A")
+    ] = None,
+    detector: Annotated[str | None, typer.Option(help="within A: this detector (B) ...")] = None,
+    unlearner: Annotated[str | None, typer.Option(help="within A: this unlearner (B) ...")] = None,
+    against: Annotated[str | None, typer.Option(help="... against this one (A)")] = None,
+    fail_if_worse: Annotated[
+        bool, typer.Option("--fail-if-worse", help="exit 1 when B is significantly worse than A (a CI check)")
+    ] = False,
+) -> None:
+    """Paired comparison with intervals: two runs, or two detectors / unlearners of one run."""
+    from .compare import compare_components, compare_runs, render_comparison
+    from .leaderboard import load_results
+
+    try:
+        frame_a = load_results(a)
+        if b is not None:
+            if detector or unlearner or against:
+                _fail(
+                    [
+                        "compare: give two result folders, or one folder with --detector/--unlearner and --against"
+                    ]
+                )
+            result = compare_runs(frame_a, load_results(b), str(a), str(b))
+        else:
+            chosen = [(k, v) for k, v in (("detector", detector), ("unlearner", unlearner)) if v]
+            if len(chosen) != 1 or not against:
+                _fail(["compare: with one folder, name --detector X (or --unlearner X) and --against Y"])
+            kind, name = chosen[0]
+            result = compare_components(frame_a, kind, against, name)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail([str(exc)])
+    typer.echo(render_comparison(result))
+    if fail_if_worse and result.regressions:
+        for group in result.regressions:
+            typer.echo(f"worse: {'/'.join(group.key)}: {', '.join(group.worse())}", err=True)
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(app())  # pragma: no cover
