@@ -79,6 +79,12 @@ class Suite(BaseModel):
     affected_points: int = Field(1, ge=1, description="affected test inputs handed to detectors")
     references: bool = Field(True, description="add the oracle detector and the none unlearner")
     clean_reference: bool = Field(True, description="also train a clean model per seed, for comparison")
+    threads: int = Field(
+        1,
+        ge=1,
+        description="torch threads of every stage, whatever the executor; part of every cache key, "
+        "since on a CPU the thread count changes float results",
+    )
 
     @field_validator("device")
     @classmethod

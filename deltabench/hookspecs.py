@@ -7,8 +7,15 @@ any of these with ``@deltabench.hookimpl`` and calls ``register(ComponentClass)`
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pluggy
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .leaderboard import Section
+    from .stages import StoredStages
 
 __all__ = ["hookspec", "hookimpl", "PROJECT", "HOOK_KINDS"]
 
@@ -47,6 +54,12 @@ def register_unlearners(register: Register) -> None:
 @hookspec
 def register_executors(register: Register) -> None:
     """Register executors that run a suite's jobs (subclasses of ``Executor``)."""
+
+
+@hookspec
+def leaderboard_sections(frame: pd.DataFrame, stages: StoredStages | None) -> list[Section]:
+    """Sections a plugin adds to the leaderboard, from the run's rows and (when the run's cache is
+    given) its stored stage results; the leaderboard renders them after its own tables."""
 
 
 # hook name -> component kind it registers

@@ -11,10 +11,12 @@ class Oracle(Detector):
     """Flags exactly the attack's true poison set (a reference row, not a method)."""
 
     name = "oracle"
-    needs_ground_truth = True
+    sees_true_poisons = True
 
     def detect(self, ctx: DetectionContext) -> Detection:
-        return Detection(ctx.extras["true_poisons"])
+        if ctx.true_poisons is None:
+            raise ValueError("the oracle needs ctx.true_poisons (the runner fills it for this class)")
+        return Detection(ctx.true_poisons)
 
 
 @hookimpl
