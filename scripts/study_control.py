@@ -38,22 +38,15 @@ import torch
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
-from deltabench.cache import stable_hash
-from deltabench.components import DetectionContext
 from deltabench.config import load_suite
 from deltabench.detectors.delta_influence import DeltaInfluence
 from deltabench.influence import engine as engine_mod
-from deltabench.influence.engine import InfluenceSettings
+from deltabench.influence.detector_support import engine_settings
 from deltabench.metrics import accuracy, detection_metrics, poison_success_rate
 from deltabench.registry import default_registry
-from deltabench.runner import _JobState, _spec_key, plan_jobs
+from deltabench.runner import plan_jobs
+from deltabench.stages import Stages
 from deltabench.training import predict
-
-
-def _settings(params: dict) -> InfluenceSettings:
-    p = DeltaInfluence.Params(**params)
-    fields = ("backend", "damping", "factor_batch_size", "train_batch_size", "proj_dim")
-    return InfluenceSettings(**{f: getattr(p, f) for f in fields})
 
 
 @contextmanager
@@ -87,23 +80,13 @@ def capture(suite: str, out: Path, control: int) -> None:
     paper = next(d for d in parsed.detectors if d.name == "delta-influence" and not d.params.get("control"))
     out.mkdir(parents=True, exist_ok=True)
     for job in plan_jobs(parsed):
-        state = _JobState(job, registry)
+        stages = Stages(job, registry)
         name = f"{job.attack.name}-s{job.seed}"
-        data = state.poisoned["data"]
-        victim = state.victim
-        cached = {}
-        for s in (paper, spec):
-            key = stable_hash("detect", state.victim_key, _spec_key(s, registry))
-            cached[s.params_json] = state.store.load("detect", key)["detection"]
-        has, save = state.store.has, state.store.save
-        state.store.has = lambda stage, key, has=has: stage != "detect" and has(stage, key)
-        state.store.save = lambda stage, key, value: None
-        try:
-            with recorded_scores() as recorded:
-                _, fresh = state.detection(spec)
-        finally:
-            state.store.has, state.store.save = has, save
-        det = fresh["detection"]
+        data = stages.poisoned().data
+        victim = stages.victim()
+        cached = {s.params_json: stages.detection(s).detection for s in (paper, spec)}
+        with recorded_scores() as recorded:
+            det = stages.detection(spec, reuse=False).detection  # as the runner computes it, uncached
         ref = cached[spec.params_json]
         same = np.array_equal(det.flagged, ref.flagged) and np.allclose(
             det.scores["old_matrix"], ref.scores["old_matrix"], rtol=1e-4, atol=1e-4
@@ -111,11 +94,12 @@ def capture(suite: str, out: Path, control: int) -> None:
         scores = recorded[-1]
         T = det.scores["new_matrix"].shape[0]
         # every clean target-class test image the victim classifies correctly, scored on the same engine
-        model = state.victim_model()
-        test = state.dataset.test
+        model = stages.victim_model()
+        test = stages.dataset.test
         target = data.target_class
         pool = np.flatnonzero(((predict(model, test.x) == test.y.cpu()) & (test.y == target)).numpy())
-        eng = engine_mod.get_engine(model, data.train, _settings(spec.params), device=state.device)
+        settings = engine_settings(DeltaInfluence.Params(**spec.params))
+        eng = engine_mod.get_engine(model, data.train, settings, device=stages.device)
         all_ctl = eng.scores(test.subset(pool))
         np.savez_compressed(
             out / f"{name}.npz",
@@ -128,9 +112,9 @@ def capture(suite: str, out: Path, control: int) -> None:
             target=target,
             paper_flags=cached[paper.params_json].flagged,
             control_flags=ref.flagged,
-            victim_acc=victim["clean_acc"],
-            victim_psr=victim["psr"],
-            victim_key=state.victim_key,
+            victim_acc=victim.clean_acc,
+            victim_psr=victim.psr,
+            victim_key=victim.key,
         )
         print(f"{name}: reproduced={same} T={T} controls={scores.shape[0] - 1 - T} all_ctl={len(pool)}")
 
@@ -143,24 +127,15 @@ def draws(suite: str, out: Path, control: int, count: int) -> None:
     parsed = load_suite(suite, registry)
     out.mkdir(parents=True, exist_ok=True)
     for job in plan_jobs(parsed):
-        state = _JobState(job, registry)
-        data = state.poisoned["data"]
-        victim = state.victim
-        model = state.victim_model()
-        test = state.dataset.test
+        stages = Stages(job, registry)
+        data = stages.poisoned().data
+        victim = stages.victim()
+        detector = DeltaInfluence(control=control)
         for r in range(count):
             with recorded_scores() as recorded:
                 torch.manual_seed(1000 + r)
-                ctx = DetectionContext(
-                    model=model,
-                    train=data.train,
-                    affected=data.triggered_test.subset(victim["affected"]),
-                    num_classes=state.dataset.num_classes,
-                    rng=np.random.default_rng(1000 + r),
-                    trainer=state.trainer(torch.Generator().manual_seed(1000 + r)),
-                    reference=test,
-                )
-                DeltaInfluence(control=control).detect(ctx)
+                rng, gen = np.random.default_rng(1000 + r), torch.Generator().manual_seed(1000 + r)
+                detector.detect(stages.detection_context(detector, rng, gen))
             sc = recorded[-1]
             T = 50
             np.savez_compressed(
@@ -171,9 +146,9 @@ def draws(suite: str, out: Path, control: int, count: int) -> None:
                 labels=data.train.y.numpy(),
                 poisons=data.poison_indices,
                 target=data.target_class,
-                victim_acc=victim["clean_acc"],
-                victim_psr=victim["psr"],
-                victim_key=state.victim_key,
+                victim_acc=victim.clean_acc,
+                victim_psr=victim.psr,
+                victim_key=victim.key,
             )
         print(f"{job.attack.name}-s{job.seed}: {count} draws", flush=True)
 
@@ -322,8 +297,8 @@ def run_eu(victims: dict, suite: str, rules: list[str]) -> None:
     jobs = {f"{j.attack.name}-s{j.seed}": j for j in plan_jobs(parsed)}
     print("\nvictim          rule               flagged clean-5 recall precision  EU PSR  acc change")
     for name, d in victims.items():
-        state = _JobState(jobs[name.split("-d")[0]], registry)
-        data = state.poisoned["data"]
+        stages = Stages(jobs[name.split("-d")[0]], registry)
+        data = stages.poisoned().data
         done: dict[bytes, tuple[float, float]] = {}
         for rule in rules:
             f = flags(d, *RULES[rule])
@@ -332,10 +307,10 @@ def run_eu(victims: dict, suite: str, rules: list[str]) -> None:
                 torch.manual_seed(int(str(d["victim_key"])[:8], 16))
                 gen = torch.Generator().manual_seed(int(str(d["victim_key"])[:8], 16))
                 retain = np.setdiff1d(np.arange(len(data.train)), idx)
-                model = state.trainer(gen).fit_new(data.train.subset(retain), desc="eu")
+                model = stages.trainer(gen).fit_new(data.train.subset(retain), desc="eu")
                 done[idx.tobytes()] = (
                     poison_success_rate(model, data.triggered_test),
-                    accuracy(model, state.dataset.test) - float(d["victim_acc"]),
+                    accuracy(model, stages.dataset.test) - float(d["victim_acc"]),
                 )
             psr, dacc = done[idx.tobytes()]
             m = detection_metrics(idx, d["poisons"])
