@@ -18,7 +18,6 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .cache import stable_hash
 from .config import ComponentSpec, ParsedSuite
 from .exceptions import NoAffectedPointError
 from .log import log
@@ -32,8 +31,7 @@ from .rows import (
     shard_file,
     write_rows_atomically,
 )
-from . import stages as _stages
-from .stages import CORE_VERSION, Setting, Stages, spec_key
+from .stages import Setting, Stages
 
 __all__ = ["Job", "plan_jobs", "run_suite", "run_job", "RunSummary"]
 
@@ -46,18 +44,6 @@ class Job(Setting):
     detectors: list[ComponentSpec]
     unlearners: list[ComponentSpec]
     skip_cells: set[str] = field(default_factory=set)
-
-    def cell_id(self, detector: ComponentSpec, unlearner: ComponentSpec, registry: Registry) -> str:
-        return stable_hash(
-            "cell",
-            [spec_key(s, registry) for s in (self.dataset, self.model, self.attack, detector, unlearner)],
-            self.training,
-            self.seed,
-            self.affected_points,
-            CORE_VERSION,
-            _stages.core_digest(),  # rows computed by other core code are recomputed, not reused
-            self.threads,
-        )
 
     def cells(self, registry: Registry) -> list[tuple[str, ComponentSpec, ComponentSpec]]:
         return [(self.cell_id(d, u, registry), d, u) for d in self.detectors for u in self.unlearners]

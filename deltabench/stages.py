@@ -225,6 +225,19 @@ class Setting:
     threads: int = 1
     fresh: bool = False
 
+    def cell_id(self, detector: ComponentSpec, unlearner: ComponentSpec, registry: Registry) -> str:
+        """The identity of one leaderboard row: a row computed by other core code is recomputed."""
+        return stable_hash(
+            "cell",
+            [spec_key(s, registry) for s in (self.dataset, self.model, self.attack, detector, unlearner)],
+            self.training,
+            self.seed,
+            self.affected_points,
+            CORE_VERSION,
+            core_digest(),
+            self.threads,
+        )
+
 
 class Stages:
     """The stages of one setting, each computed on first use or loaded from the cache."""
