@@ -13,9 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .codec import storable
+
 __all__ = ["ImageSet", "Dataset", "PoisonedData", "Detection"]
 
 
+@storable
 @dataclass
 class ImageSet:
     """Images in [0, 1] and their integer labels."""
@@ -61,6 +64,7 @@ class Dataset:
         return int(c), int(h), int(w)
 
 
+@storable
 @dataclass
 class PoisonedData:
     """What an attack hands to the runner.
@@ -82,6 +86,7 @@ class PoisonedData:
         self.poison_indices = np.unique(np.asarray(self.poison_indices, dtype=np.int64))
 
 
+@storable
 @dataclass
 class Detection:
     """Indices of training points a detector flags as poisons, plus any raw scores to keep."""

@@ -74,7 +74,9 @@ def run(
     if report and shard_spec is None and summary.output.is_file():
         frame = load_results(summary.output)
         (summary.output.parent / "leaderboard.md").write_text(
-            render_markdown(frame, f"Leaderboard: {parsed.suite.name}", cache_dir=parsed.suite.cache),
+            render_markdown(
+                frame, f"Leaderboard: {parsed.suite.name}", cache_dir=parsed.suite.cache, registry=registry
+            ),
             encoding="utf-8",
         )
     typer.echo(
@@ -118,7 +120,7 @@ def leaderboard(
     unlearner: Annotated[str, typer.Option(help="unlearner of the Figure-3 style grid")] = "eu",
     write: Annotated[bool, typer.Option(help="also write leaderboard.md in the folder")] = False,
     cache: Annotated[
-        Path, typer.Option(help="artifact cache of the run, for the influence-collapse table")
+        Path, typer.Option(help="artifact cache of the run, for the sections plugins add")
     ] = Path(".deltabench/cache"),
 ) -> None:
     """Render the CSVs of a folder as readable tables."""
@@ -128,7 +130,9 @@ def leaderboard(
         frame = load_results(folder)
     except FileNotFoundError as exc:
         _fail([str(exc)])
-    text = render_markdown(frame, f"Leaderboard: {folder.name}", unlearner, cache_dir=cache)
+    text = render_markdown(
+        frame, f"Leaderboard: {folder.name}", unlearner, cache_dir=cache, registry=_registry()
+    )
     typer.echo(text)
     if write:
         target = (folder if folder.is_dir() else folder.parent) / "leaderboard.md"

@@ -9,7 +9,7 @@ RNGs, picks devices or writes results: the runner does, and passes what is neede
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -117,7 +117,9 @@ class DetectionContext:
     ``affected`` holds the affected test input(s) found after deployment, labelled with the class
     the victim wrongly predicts (the attacker's target). ``rng`` and the trainer's generator are
     seeded by the runner. ``reference`` is clean labelled data the defender holds (the runner passes
-    the dataset's clean test set); a detector that reads it says so in its docs.
+    the dataset's clean test set); a detector that reads it says so in its docs. ``true_poisons``
+    holds the attack's poison indices only for a detector whose class sets ``sees_true_poisons``
+    (a reference row such as the oracle, never a method), else ``None``.
     """
 
     model: nn.Module
@@ -126,8 +128,8 @@ class DetectionContext:
     num_classes: int
     rng: np.random.Generator
     trainer: Trainer
-    extras: dict[str, Any] = field(default_factory=dict)
     reference: ImageSet | None = None
+    true_poisons: np.ndarray | None = None
 
     @property
     def device(self) -> torch.device:
@@ -169,8 +171,8 @@ class Detector(Component):
     """Finds the training points responsible for the affected test point(s)."""
 
     kind = "detector"
-    #: reference detectors only: the runner then puts the true poison indices in ``ctx.extras``
-    needs_ground_truth: ClassVar[bool] = False
+    #: reference detectors only: the runner then fills ``ctx.true_poisons``
+    sees_true_poisons: ClassVar[bool] = False
 
     def detect(self, ctx: DetectionContext) -> Detection:
         raise NotImplementedError

@@ -80,6 +80,12 @@ class SuiteSettings(BaseModel):
         True, description="add the reference components (the oracle detector, the none unlearner)"
     )
     clean_reference: bool = Field(True, description="also train a clean model per seed, for comparison")
+    threads: int = Field(
+        1,
+        ge=1,
+        description="torch threads of every stage, whatever the executor; part of every cache key, "
+        "since on a CPU the thread count changes float results",
+    )
 
     @field_validator("device")
     @classmethod

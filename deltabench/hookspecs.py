@@ -9,10 +9,17 @@ The hooks are made from :data:`deltabench.components.KINDS`, so a new kind is on
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from .components import KINDS, Kind
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .leaderboard import Section
+    from .stages import StoredStages
 
 __all__ = ["hookspec", "hookimpl", "PROJECT", "HOOK_KINDS"]
 
@@ -30,6 +37,12 @@ def _register_hook(kind: Kind) -> Callable[[Register], None]:
     spec.__name__ = spec.__qualname__ = kind.hook
     spec.__doc__ = f"Register {kind.plural} (subclasses of ``{kind.base.__name__}``)."
     return hookspec(spec)
+
+
+@hookspec
+def leaderboard_sections(frame: pd.DataFrame, stages: StoredStages | None) -> list[Section]:
+    """Sections a plugin adds to the leaderboard, from the run's rows and (when the run's cache is
+    given) its stored stage results; the leaderboard renders them after its own tables."""
 
 
 # hook name -> component kind it registers

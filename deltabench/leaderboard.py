@@ -1,16 +1,34 @@
 """Tables from leaderboard CSVs: victims, detection quality, unlearning outcomes, and a
-paper-style (Figure 3) grid of PSR and clean accuracy per detector and attack."""
+paper-style (Figure 3) grid of PSR and clean accuracy per detector and attack.
+
+It only renders: sections about one component (e.g. Δ-Influence's influence collapse) come from
+that component's plugin through the ``leaderboard_sections`` hook.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from .metrics import MAX_ACC_DROP, SUCCESS_PSR
+from .rows import RESULTS_FILE
 
-__all__ = ["load_results", "render_markdown", "summary_tables"]
+if TYPE_CHECKING:
+    from .registry import Registry
+
+__all__ = ["Section", "load_results", "render_markdown", "summary_tables", "success_counts"]
+
+
+@dataclass
+class Section:
+    """A leaderboard section contributed by a plugin: a heading and a table."""
+
+    title: str
+    table: pd.DataFrame
+    floatfmt: str = "g"
 
 
 def load_results(folder: str | Path) -> pd.DataFrame:
@@ -19,7 +37,8 @@ def load_results(folder: str | Path) -> pd.DataFrame:
     folder = Path(folder)
     if folder.is_file():
         return pd.read_csv(folder)
-    files = [folder / "results.csv"] if (folder / "results.csv").is_file() else sorted(folder.glob("*.csv"))
+    results = folder / RESULTS_FILE
+    files = [results] if results.is_file() else sorted(folder.glob("*.csv"))
     if not files:
         raise FileNotFoundError(f"{folder}: no leaderboard CSV here (run a suite first)")
     frame = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
@@ -115,8 +134,10 @@ def render_markdown(
     title: str = "Leaderboard",
     figure_unlearner: str = "eu",
     cache_dir: str | Path | None = None,
+    registry: Registry | None = None,
 ) -> str:
-    """A markdown report of :func:`summary_tables`, with failed cells listed at the end."""
+    """A markdown report of :func:`summary_tables` and the plugins' sections (reading stored stage
+    results from ``cache_dir`` when given), with failed cells listed at the end."""
     tables = summary_tables(frame, figure_unlearner)
     parts = [f"# {title}", ""]
     seeds = frame["seed"].nunique()
@@ -137,15 +158,13 @@ def render_markdown(
     for key in ("figure3", "victims", "detection", "unlearning"):
         if key in tables and not tables[key].empty:
             parts += ["", f"## {headings[key]}", "", tables[key].to_markdown(index=False)]
-    if cache_dir is not None and "detect_key" in frame:
-        collapse = influence_collapse(frame, cache_dir)
-        if not collapse.empty:
-            parts += [
-                "",
-                "## Influence collapse (Δ-Influence: delta = new - old influence, per auxiliary query)",
-                "",
-                collapse.to_markdown(index=False, floatfmt=".3g"),
-            ]
+    for section in plugin_sections(frame, cache_dir, registry):
+        parts += [
+            "",
+            f"## {section.title}",
+            "",
+            section.table.to_markdown(index=False, floatfmt=section.floatfmt),
+        ]
     skipped = frame[frame["status"] == "skipped"].drop_duplicates(["dataset", "model", "attack", "seed"])
     if not skipped.empty:
         parts += ["", "## Victims without an affected point (their cells are skipped)", ""]
@@ -170,36 +189,14 @@ def success_counts(frame: pd.DataFrame, unlearner: str = "eu", acc_kept: bool = 
     return hit.groupby("detector").sum().astype(int).sort_values(ascending=False)
 
 
-def influence_collapse(
-    frame: pd.DataFrame, cache_dir: str | Path, detector: str = "delta-influence"
-) -> pd.DataFrame:
-    """Influence collapse per victim, from the cached Δ-Influence delta matrices (paper, Figure 2).
+def plugin_sections(
+    frame: pd.DataFrame, cache_dir: str | Path | None = None, registry: Registry | None = None
+) -> list[Section]:
+    """Every plugin's ``leaderboard_sections``, in registration order."""
+    from .registry import default_registry
+    from .stages import StoredStages
 
-    For each victim: the share of auxiliary queries in which the median delta of the true poisons
-    is negative, and the medians (over queries) of the poisons' and the clean points' median delta.
-    Rows whose artifacts are not in ``cache_dir`` are left out.
-    """
-    from .cache import ArtifactStore
-
-    store = ArtifactStore(cache_dir)
-    rows = frame[(frame["status"] == "ok") & (frame["detector"] == detector)]
-    out = []
-    for _, row in rows.drop_duplicates("detect_key").iterrows():
-        if not (store.has("detect", row["detect_key"]) and store.has("attack", row["attack_key"])):
-            continue
-        delta = store.load("detect", row["detect_key"])["detection"].scores.get("delta_matrix")
-        if delta is None:
-            continue
-        poisons = store.load("attack", row["attack_key"])["data"].poison_indices
-        clean = np.setdiff1d(np.arange(delta.shape[1]), poisons)
-        poison_median = np.median(delta[:, poisons], axis=1)
-        clean_median = np.median(delta[:, clean], axis=1)
-        out.append({
-            "dataset": row["dataset"], "attack": row["attack"], "seed": row["seed"],
-            "queries": delta.shape[0],
-            "queries with poison median < 0 %": 100.0 * float((poison_median < 0).mean()),
-            "poison median delta": float(np.median(poison_median)),
-            "clean median delta": float(np.median(clean_median)),
-            "clean |median| / poison |median|": float(abs(np.median(clean_median)) / max(abs(np.median(poison_median)), 1e-12)),
-        })  # fmt: skip
-    return pd.DataFrame(out)
+    registry = registry or default_registry()
+    stages = StoredStages(cache_dir) if cache_dir is not None else None
+    found = registry.plugin_manager.hook.leaderboard_sections(frame=frame, stages=stages)
+    return [section for sections in reversed(found) for section in sections]

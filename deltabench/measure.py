@@ -9,9 +9,12 @@ from dataclasses import dataclass
 import psutil
 import torch
 
+from .codec import storable
+
 __all__ = ["StageMeter", "StageCost"]
 
 
+@storable
 @dataclass
 class StageCost:
     seconds: float = 0.0

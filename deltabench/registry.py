@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import pkgutil
-from dataclasses import dataclass
+import types
+import uuid
+from dataclasses import dataclass, field
 from functools import cache
 
 import pluggy
@@ -21,7 +23,7 @@ from .components import KINDS, Component
 from .exceptions import RegistryError
 from .names import did_you_mean
 
-__all__ = ["Registry", "ComponentInfo", "load_registry", "BUILTIN_PACKAGES"]
+__all__ = ["Registry", "RegistryRecipe", "ComponentInfo", "load_registry", "BUILTIN_PACKAGES"]
 
 BUILTIN_PACKAGES = (
     "deltabench.data",
@@ -64,12 +66,50 @@ def _distribution_of(cls: type) -> str:
         return name
 
 
-class Registry:
-    """All components, by kind and name."""
+@dataclass(frozen=True)
+class RegistryRecipe:
+    """How a registry was loaded, so that another process can load the same one.
 
-    def __init__(self, plugin_manager: pluggy.PluginManager) -> None:
+    ``plugins`` holds the extra plugins: a module by its importable name, anything else as itself
+    (it must then pickle to reach a worker process). ``token`` tells recipes apart, so each worker
+    loads a given registry once.
+    """
+
+    entry_points: bool = True
+    plugins: tuple = ()
+    token: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
+
+    def load(self) -> Registry:
+        plugins = tuple(importlib.import_module(p) if isinstance(p, str) else p for p in self.plugins)
+        return load_registry(entry_points=self.entry_points, extra_plugins=plugins)
+
+
+_LOADED: dict[str, Registry] = {}
+
+
+def _from_recipe(recipe: RegistryRecipe) -> Registry:
+    """A registry unpickled in another process: loaded from its recipe, once per process."""
+    if recipe.token not in _LOADED:
+        _LOADED[recipe.token] = recipe.load()
+    return _LOADED[recipe.token]
+
+
+class Registry:
+    """All components, by kind and name.
+
+    A registry pickles as its :class:`RegistryRecipe`: a worker process that receives one loads the
+    same built-ins and plugins (a plugin added only in the parent included) instead of its default.
+    """
+
+    def __init__(self, plugin_manager: pluggy.PluginManager, recipe: RegistryRecipe | None = None) -> None:
         self.plugin_manager = plugin_manager
+        self.recipe = recipe
         self._by_kind: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KINDS}
+
+    def __reduce__(self) -> tuple:
+        if self.recipe is None:
+            raise TypeError("a Registry built without load_registry() cannot be sent to another process")
+        return _from_recipe, (self.recipe,)
 
     def _add(self, kind: str, cls: type) -> None:
         base = KINDS[kind].base
@@ -141,8 +181,13 @@ def new_plugin_manager(*, entry_points: bool = True, extra_plugins: tuple = ()) 
 
 
 def load_registry(*, entry_points: bool = True, extra_plugins: tuple = ()) -> Registry:
-    """Build a fresh registry (tests use ``extra_plugins`` to add in-process plugins)."""
-    return Registry(new_plugin_manager(entry_points=entry_points, extra_plugins=extra_plugins)).collect()
+    """Build a fresh registry (tests use ``extra_plugins`` to add in-process plugins).
+
+    For worker processes, give a plugin as an importable module (or a picklable object).
+    """
+    pm = new_plugin_manager(entry_points=entry_points, extra_plugins=extra_plugins)
+    refs = tuple(p.__name__ if isinstance(p, types.ModuleType) else p for p in extra_plugins)
+    return Registry(pm, RegistryRecipe(entry_points, refs)).collect()
 
 
 @cache

@@ -65,9 +65,10 @@ def test_cli_renders_a_folder_and_reports_a_missing_one(tmp_path):
 
 def test_influence_collapse_table_from_a_real_run(tmp_path):
     from deltabench.config import suite_from_dict
-    from deltabench.leaderboard import influence_collapse
+    from deltabench.detectors.delta_influence import influence_collapse
     from deltabench.registry import default_registry
     from deltabench.runner import run_suite
+    from deltabench.stages import StoredStages
 
     suite = {
         "name": "collapse", "device": "cpu", "output": str(tmp_path / "out"), "cache": str(tmp_path / "cache"),
@@ -79,10 +80,32 @@ def test_influence_collapse_table_from_a_real_run(tmp_path):
     registry = default_registry()
     summary = run_suite(suite_from_dict(suite, registry), registry=registry)
     frame = pd.read_csv(summary.output)
-    table = influence_collapse(frame, tmp_path / "cache")
+    table = influence_collapse(frame, StoredStages(tmp_path / "cache"))
     assert len(table) == 1 and table.loc[0, "queries"] == 10
     assert table.loc[0, "queries with poison median < 0 %"] >= 90
     assert table.loc[0, "poison median delta"] < 0
     assert table.loc[0, "clean |median| / poison |median|"] < 0.1
-    assert "Influence collapse" in render_markdown(frame, cache_dir=tmp_path / "cache")
-    assert influence_collapse(frame, tmp_path / "elsewhere").empty  # no artifacts, no rows
+    assert "Influence collapse" in render_markdown(
+        frame, cache_dir=tmp_path / "cache"
+    )  # its plugin's section
+    assert influence_collapse(frame, StoredStages(tmp_path / "elsewhere")).empty  # no artifacts, no rows
+    assert "Influence collapse" not in render_markdown(frame)
+
+
+def test_a_plugin_adds_its_own_section_without_a_change_to_the_core():
+    import types
+
+    from deltabench import hookimpl
+    from deltabench.leaderboard import Section
+    from deltabench.registry import load_registry
+
+    @hookimpl
+    def leaderboard_sections(frame, stages):
+        flagged = frame[frame["status"] == "ok"].groupby("detector")["flagged"].max()
+        return [Section("Most flagged", flagged.reset_index())]
+
+    plugin = types.SimpleNamespace(leaderboard_sections=leaderboard_sections)
+    registry = load_registry(entry_points=False, extra_plugins=(plugin,))
+    text = render_markdown(_rows(), "T", registry=registry)
+    assert "## Most flagged" in text and text.index("## Most flagged") < text.index("## Failed cells")
+    assert "| spectral   |        90 |" in text

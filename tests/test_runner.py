@@ -40,7 +40,7 @@ def tiny_suite(tmp_path: Path, **changes) -> dict:
 
 
 def artifact_times(cache: Path, stage: str) -> dict[str, float]:
-    return {p.name: p.stat().st_mtime_ns for p in (cache / stage).glob("*.pt")}
+    return {p.name: p.stat().st_mtime_ns for p in (cache / stage).glob("*.safetensors")}
 
 
 def test_rerun_computes_nothing_and_adding_a_detector_trains_no_victim(tmp_path):
@@ -79,14 +79,16 @@ def test_fresh_recomputes_every_cell_with_the_same_numbers(tmp_path):
     pd.testing.assert_frame_equal(after[cols], before[cols])
 
 
-def test_rows_of_an_older_core_are_recomputed(tmp_path, monkeypatch: pytest.MonkeyPatch):
-    import deltabench.runner as runner
+def test_rows_and_stages_of_other_core_code_are_recomputed(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    import deltabench.stages as stages
 
     registry = default_registry()
     run_suite(suite_from_dict(tiny_suite(tmp_path), registry), registry=registry)
-    monkeypatch.setattr(runner, "CORE_VERSION", runner.CORE_VERSION + 1)
+    victims = artifact_times(tmp_path / "cache", "victim")
+    monkeypatch.setattr(stages, "core_digest", lambda: "edited-core")  # as after an edit of training.py
     again = run_suite(suite_from_dict(tiny_suite(tmp_path), registry), registry=registry)
     assert again.computed == again.rows == 4 and again.reused == 0
+    assert len(artifact_times(tmp_path / "cache", "victim")) == 2 * len(victims)  # retrained, not reused
 
 
 def test_rows_record_config_seed_versions_and_revision(tmp_path):
@@ -242,3 +244,27 @@ def test_shards_split_the_victims_and_a_plain_run_gathers_them(tmp_path):
     from deltabench.leaderboard import load_results
 
     assert len(load_results(tmp_path / "out")) == 4  # results.csv, not results + shards
+
+
+def test_local_and_processes_give_the_same_rows_with_a_plugin_only_the_parent_registered(tmp_path):
+    import parent_only_plugin
+
+    registry = load_registry(entry_points=False, extra_plugins=(parent_only_plugin,))
+    frames = {}
+    for executor in ("local", "processes"):
+        suite = tiny_suite(
+            tmp_path / executor,
+            detectors=["half-oracle", "blind", "spectral"],
+            executor={"name": executor, "params": {"workers": 1}} if executor == "processes" else executor,
+        )
+        summary = run_suite(suite_from_dict(suite, registry), registry=registry)
+        frames[executor] = pd.read_csv(summary.output)
+    rows = frames["processes"]
+    assert (rows["status"] == "ok").all(), rows["error"].dropna().tolist()
+    half = rows[rows["detector"] == "half-oracle"].iloc[0]
+    assert half["precision"] == 1.0 and half["true_poisons_flagged"] == half["n_poisons"] // 2
+    assert (rows.loc[rows["detector"] == "blind", "flagged"] == 0).all()
+    # everything but the measured cost and the provenance is the same, bit for bit: each stage runs
+    # with the suite's thread count (1) under either executor
+    cost = [c for c in rows if c.endswith(("_s", "_peak_mb"))]
+    pd.testing.assert_frame_equal(frames["local"].drop(columns=cost), rows.drop(columns=cost))

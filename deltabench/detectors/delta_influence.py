@@ -15,9 +15,10 @@ input.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from pydantic import Field
 
@@ -26,9 +27,20 @@ from ..components import DetectionContext, Detector
 from ..hookspecs import hookimpl
 from ..influence.detector_support import EngineParams, engine_for
 from ..influence.transforms import DETERMINISTIC, apply_transform, available_transforms
+from ..leaderboard import Section
 from ..training import predict
 
-__all__ = ["DeltaInfluence", "auxiliary_queries", "class_controls", "collapse_flags", "control_threshold"]
+if TYPE_CHECKING:
+    from ..stages import StoredStages
+
+__all__ = [
+    "DeltaInfluence",
+    "auxiliary_queries",
+    "class_controls",
+    "collapse_flags",
+    "control_threshold",
+    "influence_collapse",
+]
 
 
 def auxiliary_queries(
@@ -213,6 +225,44 @@ class DeltaInfluence(Detector):
         return control_threshold(control_mean, old, class_members, p.class_fraction)
 
 
+def influence_collapse(frame: pd.DataFrame, stages: StoredStages) -> pd.DataFrame:
+    """Influence collapse per victim, from the stored Δ-Influence delta matrices (paper, Figure 2).
+
+    For each victim: the share of auxiliary queries in which the median delta of the true poisons
+    is negative, and the medians (over queries) of the poisons' and the clean points' median delta.
+    Rows of the detector under its plain name only; rows whose stages are not stored are left out.
+    """
+    rows = frame[(frame["status"] == "ok") & (frame["detector"] == DeltaInfluence.name)]
+    out = []
+    for _, row in rows.drop_duplicates("detect_key").iterrows():
+        detected, poisoned = stages.detection(row["detect_key"]), stages.poisoned(row["attack_key"])
+        if detected is None or poisoned is None or "delta_matrix" not in detected.detection.scores:
+            continue
+        delta = detected.detection.scores["delta_matrix"]
+        poisons = poisoned.data.poison_indices
+        clean = np.setdiff1d(np.arange(delta.shape[1]), poisons)
+        poison_median = np.median(delta[:, poisons], axis=1)
+        clean_median = np.median(delta[:, clean], axis=1)
+        out.append({
+            "dataset": row["dataset"], "attack": row["attack"], "seed": row["seed"],
+            "queries": delta.shape[0],
+            "queries with poison median < 0 %": 100.0 * float((poison_median < 0).mean()),
+            "poison median delta": float(np.median(poison_median)),
+            "clean median delta": float(np.median(clean_median)),
+            "clean |median| / poison |median|": float(abs(np.median(clean_median)) / max(abs(np.median(poison_median)), 1e-12)),
+        })  # fmt: skip
+    return pd.DataFrame(out)
+
+
 @hookimpl
 def register_detectors(register) -> None:
     register(DeltaInfluence)
+
+
+@hookimpl
+def leaderboard_sections(frame: pd.DataFrame, stages: StoredStages | None) -> list[Section]:
+    if stages is None or "detect_key" not in frame:
+        return []
+    table = influence_collapse(frame, stages)
+    title = "Influence collapse (Δ-Influence: delta = new - old influence, per auxiliary query)"
+    return [] if table.empty else [Section(title, table, floatfmt=".3g")]

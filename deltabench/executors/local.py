@@ -25,23 +25,18 @@ class Serial(Executor):
                 yield i, exc
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 class ProcessPool(Executor):
-    """Jobs spread over worker processes on this machine (each with its own torch threads).
+    """Jobs spread over worker processes on this machine.
 
-    Workers share the artifact cache on disk, so a killed pool resumes like a serial run.
+    Workers share the artifact cache on disk, so a killed pool resumes like a serial run. Each stage
+    runs with the suite's ``threads`` torch threads, here as in this process, so the executor never
+    changes a number.
     """
 
     name = "processes"
 
     class Params(Params):
         workers: int = Field(0, ge=0, description="worker processes; 0 = one per CPU core")
-        threads_per_worker: int = Field(1, ge=1, description="torch threads in each worker")
 
     def map(self, fn, jobs):
         workers = self.params.workers or os.cpu_count() or 1
@@ -49,8 +44,6 @@ class ProcessPool(Executor):
         with cf.ProcessPoolExecutor(
             max_workers=min(workers, max(1, len(jobs))),
             mp_context=ctx,
-            initializer=_init_worker,
-            initargs=(self.params.threads_per_worker,),
         ) as pool:
             futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
             for fut in cf.as_completed(futures):

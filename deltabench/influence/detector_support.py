@@ -1,32 +1,39 @@
-"""Parameters and engine access shared by the influence-based detectors."""
+"""The influence-engine settings every influence detector exposes, and engine access.
+
+The fields are :class:`InfluenceSettings`' own (type, default, help), not restated: a detector's
+parameters carry a subset of them flat in the suite (``backend: trak``), and :func:`engine_for`
+turns them into one settings object passed whole to the engine.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import create_model
 
 from ..components import DetectionContext, Params
-from .engine import Backend, InfluenceEngine, InfluenceSettings, get_engine
+from .engine import InfluenceEngine, InfluenceSettings, get_engine
 
-__all__ = ["EngineParams", "engine_for"]
+__all__ = ["ENGINE_FIELDS", "EngineParams", "engine_settings", "engine_for"]
+
+# the settings a detector's parameters expose (the others keep InfluenceSettings' defaults)
+ENGINE_FIELDS = ("backend", "damping", "factor_batch_size", "train_batch_size", "proj_dim")
+
+EngineParams = create_model(
+    "EngineParams",
+    __base__=Params,
+    __module__=__name__,
+    **{
+        name: (InfluenceSettings.model_fields[name].annotation, InfluenceSettings.model_fields[name])
+        for name in ENGINE_FIELDS
+    },
+)
+EngineParams.__doc__ = "The influence-engine settings every influence detector exposes."
 
 
-class EngineParams(Params):
-    """The influence-engine fields every influence detector exposes (defaults sized for a CPU)."""
-
-    backend: Backend = Field("ekfac", description="ekfac (paper), kfac, diagonal, identity, trak, exact")
-    damping: float | None = Field(None, ge=0, description="Hessian damping; null = 0.1 x mean eigenvalue")
-    factor_batch_size: int = Field(256, ge=1, description="examples per batch when fitting factors")
-    train_batch_size: int = Field(256, ge=1, description="training examples per batch when scoring")
-    proj_dim: int = Field(512, ge=8, description="TRAK projection dimension")
+def engine_settings(params: Params) -> InfluenceSettings:
+    """The engine settings a detector's parameters hold."""
+    return InfluenceSettings(**params.model_dump(include=set(ENGINE_FIELDS)))
 
 
-def engine_for(ctx: DetectionContext, params: EngineParams) -> InfluenceEngine:
+def engine_for(ctx: DetectionContext, params: Params) -> InfluenceEngine:
     """The (cached) fitted engine for the victim of ``ctx``, on ``ctx.device``."""
-    settings = InfluenceSettings(
-        backend=params.backend,
-        damping=params.damping,
-        factor_batch_size=params.factor_batch_size,
-        train_batch_size=params.train_batch_size,
-        proj_dim=params.proj_dim,
-    )
-    return get_engine(ctx.model, ctx.train, settings, device=ctx.device)
+    return get_engine(ctx.model, ctx.train, engine_settings(params), device=ctx.device)
