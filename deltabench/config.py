@@ -79,6 +79,9 @@ class Suite(BaseModel):
     affected_points: int = Field(1, ge=1, description="affected test inputs handed to detectors")
     references: bool = Field(True, description="add the oracle detector and the none unlearner")
     clean_reference: bool = Field(True, description="also train a clean model per seed, for comparison")
+    stage_timeout: float | None = Field(
+        None, gt=0, description="seconds a stage may run before its cells fail (default: no limit)"
+    )
 
     @field_validator("device")
     @classmethod

@@ -33,9 +33,11 @@ from .cache import ArtifactStore, stable_hash
 from .components import AttackContext, DetectionContext, UnlearningContext
 from .config import ComponentSpec, ParsedSuite
 from .exceptions import ComponentError, NoAffectedPointError
+from .locking import hold_output_lock
 from .measure import StageCost, StageMeter
 from .metrics import SUCCESS_PSR, accuracy, detection_metrics, poison_success_rate
 from .registry import Registry, default_registry
+from .timeouts import time_limited
 from .training import Trainer, TrainingRecipe, predict
 
 __all__ = ["Job", "run_suite", "run_job", "RunSummary", "resolve_device", "RESULTS_FILE"]
@@ -131,6 +133,7 @@ class Job:
     clean_reference: bool
     fresh: bool = False
     skip_cells: set[str] = field(default_factory=set)
+    stage_timeout: float | None = None
 
     def cell_id(self, detector: ComponentSpec, unlearner: ComponentSpec, registry: Registry) -> str:
         return stable_hash(
@@ -184,7 +187,7 @@ class _JobState:
         def timed() -> dict:
             meter = StageMeter()
             with meter:
-                value = compute()
+                value = time_limited(compute, stage, key, self.job.stage_timeout)
             value["cost"] = meter.cost
             return value
 
@@ -513,6 +516,7 @@ def plan_jobs(parsed: ParsedSuite, *, fresh: bool = False) -> list[Job]:
             affected_points=s.affected_points,
             clean_reference=s.clean_reference,
             fresh=fresh,
+            stage_timeout=s.stage_timeout,
         )
         for d in parsed.datasets
         for m in parsed.models
@@ -527,6 +531,19 @@ def shard_file(index: int, count: int) -> str:
 
 
 def run_suite(
+    parsed: ParsedSuite,
+    *,
+    fresh: bool = False,
+    registry: Registry | None = None,
+    shard: tuple[int, int] | None = None,
+) -> RunSummary:
+    """:func:`_run_suite` holding the results file's lock: a second run on it fails fast."""
+    results = parsed.suite.output_dir / (shard_file(*shard) if shard else RESULTS_FILE)
+    with hold_output_lock(results):
+        return _run_suite(parsed, fresh=fresh, registry=registry, shard=shard)
+
+
+def _run_suite(
     parsed: ParsedSuite,
     *,
     fresh: bool = False,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
 import os
 
 from pydantic import Field
 
 from ..components import Executor, Params
 from ..hookspecs import hookimpl
+from .workers import run_in_workers
 
 
 class Serial(Executor):
@@ -25,16 +24,11 @@ class Serial(Executor):
                 yield i, exc
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 class ProcessPool(Executor):
     """Jobs spread over worker processes on this machine (each with its own torch threads).
 
-    Workers share the artifact cache on disk, so a killed pool resumes like a serial run.
+    Workers share the artifact cache on disk, so a killed pool resumes like a serial run. They die
+    with the run that started them, however it ends (see :mod:`.workers`).
     """
 
     name = "processes"
@@ -45,17 +39,9 @@ class ProcessPool(Executor):
 
     def map(self, fn, jobs):
         workers = self.params.workers or os.cpu_count() or 1
-        ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(
-            max_workers=min(workers, max(1, len(jobs))),
-            mp_context=ctx,
-            initializer=_init_worker,
-            initargs=(self.params.threads_per_worker,),
-        ) as pool:
-            futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
-            for fut in cf.as_completed(futures):
-                exc = fut.exception()
-                yield futures[fut], (exc if exc is not None else fut.result())
+        yield from run_in_workers(
+            fn, jobs, workers=min(workers, max(1, len(jobs))), threads=self.params.threads_per_worker
+        )
 
 
 @hookimpl
