@@ -36,7 +36,8 @@ class WorkerDiedError(DeltabenchError):
 
 
 def _died(code: int | None) -> WorkerDiedError:
-    return WorkerDiedError(f"the worker process ended (exit code {code}) while running this job")
+    how = f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0 else "ended"
+    return WorkerDiedError(f"the worker process {how} (exit code {code}) while running this job")
 
 
 def kill_grace(seconds: float) -> float:
@@ -143,7 +144,7 @@ def run_in_workers(
                     except Exception as exc:  # the result does not unpickle here
                         message = ("done", RuntimeError(f"cannot read the job's result: {exc!r}"))
                     if message is None:
-                        worker.process.join(1.0)
+                        worker.process.join(STOP_WAIT_SECONDS)  # its pipe closed: it is ending
                         yield index, _died(worker.process.exitcode)
                         retire(worker, kill=True)
                     elif message[0] == "stage":
@@ -157,6 +158,7 @@ def run_in_workers(
                         worker.job = worker.stage = worker.kill_at = None
                         yield index, message[1]
                 elif worker.process.sentinel in ready:
+                    worker.process.join(STOP_WAIT_SECONDS)
                     yield index, _died(worker.process.exitcode)
                     retire(worker, kill=True)
                 elif worker.kill_at is not None and time.monotonic() >= worker.kill_at:
