@@ -62,7 +62,7 @@ def run(
 ) -> None:
     """Run a suite; resumes by default (finished cells and cached stages are reused)."""
     from .leaderboard import load_results, render_markdown
-    from .locking import OutputLockedError
+    from .locking import OutputLockError
     from .runner import run_suite
 
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: workers stopped, finished rows kept
@@ -78,7 +78,7 @@ def run(
     except KeyboardInterrupt:
         typer.echo("interrupted: finished rows are saved; run the same command again to resume", err=True)
         raise typer.Exit(130) from None
-    except OutputLockedError as exc:
+    except OutputLockError as exc:
         _fail([str(exc)])
     if report and shard_spec is None and summary.output.is_file():
         frame = load_results(summary.output)

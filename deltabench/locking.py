@@ -23,11 +23,11 @@ try:
 except ImportError:  # Windows: no flock; runs there are not guarded
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["OutputLockedError", "lock_path", "hold_output_lock"]
+__all__ = ["OutputLockError", "lock_path", "hold_output_lock"]
 
 
-class OutputLockedError(DeltabenchError):
-    """Another run holds the lock on this results file."""
+class OutputLockError(DeltabenchError):
+    """The lock on a results file cannot be taken: another run holds it, or its folder cannot be made."""
 
 
 def lock_path(results: Path) -> Path:
@@ -48,7 +48,7 @@ def _holder(handle) -> str:
 @contextmanager
 def hold_output_lock(results: Path) -> Iterator[None]:
     """Hold the lock on ``results`` (a CSV path) for the ``with`` block, or raise
-    :class:`OutputLockedError` at once if another run holds it."""
+    :class:`OutputLockError` at once if another run holds it."""
     if fcntl is None:
         yield
         return
@@ -57,7 +57,7 @@ def hold_output_lock(results: Path) -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (closed by the with below)
     except OSError as exc:
-        raise OutputLockedError(
+        raise OutputLockError(
             f"{path}: cannot create the run's lock file ({exc.strerror}); set `output:` to a writable folder"
         ) from None
     with handle:
@@ -65,7 +65,7 @@ def hold_output_lock(results: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = _holder(handle)
-            raise OutputLockedError(
+            raise OutputLockError(
                 f"{results}: another deltabench run (pid {holder}) is writing this file; wait for it to "
                 "end, or give this suite a different `output:` folder"
             ) from None

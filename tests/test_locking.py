@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from deltabench.locking import OutputLockedError, hold_output_lock
+from deltabench.locking import OutputLockError, hold_output_lock
 from deltabench.registry import default_registry
 from deltabench.runner import RESULTS_FILE, run_suite, shard_file
 
@@ -30,7 +30,7 @@ def test_a_second_holder_fails_at_once_naming_the_first(tmp_path):
     results = tmp_path / "out" / RESULTS_FILE
     with hold_output_lock(results):
         mine = rf"another deltabench run \(pid {os.getpid()}\)"
-        with pytest.raises(OutputLockedError, match=mine), hold_output_lock(results):
+        with pytest.raises(OutputLockError, match=mine), hold_output_lock(results):
             pass
         with hold_output_lock(tmp_path / "out" / shard_file(0, 2)):  # a shard has its own CSV and lock
             pass
@@ -43,7 +43,7 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(results)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(OutputLockedError, match=rf"pid {holder.pid}\)"), hold_output_lock(results):
+        with pytest.raises(OutputLockError, match=rf"pid {holder.pid}\)"), hold_output_lock(results):
             pass
     finally:
         holder.kill()
