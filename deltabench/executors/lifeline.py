@@ -8,7 +8,6 @@ parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere (macOS) a daemon thread pol
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import sys
@@ -35,7 +34,7 @@ def die_with_parent(parent_pid: int) -> None:
 
 def _set_death_signal(sig: int) -> bool:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the running program's symbols, libc's among them
         return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
     except (OSError, AttributeError):  # no libc or no prctl: fall back to polling
         return False

@@ -131,6 +131,8 @@ def run_in_workers(
                     continue
                 worker.job = index
             busy = [w for w in pool if w.job is not None]
+            if not busy:
+                continue  # every job left could not be sent (reported above)
             deadlines = [w.kill_at for w in busy if w.kill_at is not None]
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout))
