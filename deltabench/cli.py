@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -22,6 +23,10 @@ def _fail(lines: list[str], code: int = 2) -> None:
     for line in lines:
         typer.echo(f"error: {line}", err=True)
     raise typer.Exit(code)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _registry():
@@ -57,8 +62,10 @@ def run(
 ) -> None:
     """Run a suite; resumes by default (finished cells and cached stages are reused)."""
     from .leaderboard import load_results, render_markdown
+    from .locking import OutputLockError
     from .runner import run_suite
 
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: workers stopped, finished rows kept
     registry, parsed = _parse(suite)
     shard_spec = None
     if shard is not None:
@@ -71,6 +78,8 @@ def run(
     except KeyboardInterrupt:
         typer.echo("interrupted: finished rows are saved; run the same command again to resume", err=True)
         raise typer.Exit(130) from None
+    except OutputLockError as exc:
+        _fail([str(exc)])
     if report and shard_spec is None and summary.output.is_file():
         frame = load_results(summary.output)
         (summary.output.parent / "leaderboard.md").write_text(

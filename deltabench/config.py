@@ -86,6 +86,9 @@ class SuiteSettings(BaseModel):
         description="torch threads of every stage, whatever the executor; part of every cache key, "
         "since on a CPU the thread count changes float results",
     )
+    stage_timeout: float | None = Field(
+        None, gt=0, description="seconds a stage may run before its cells fail (default: no limit)"
+    )
 
     @field_validator("device")
     @classmethod

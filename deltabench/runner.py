@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .config import ComponentSpec, ParsedSuite
 from .exceptions import NoAffectedPointError
+from .locking import hold_output_lock
 from .log import log
 from .registry import Registry, default_registry
 from .rows import (
@@ -132,6 +133,7 @@ def plan_jobs(parsed: ParsedSuite, *, fresh: bool = False) -> list[Job]:
             affected_points=s.affected_points,
             clean_reference=s.clean_reference,
             threads=s.threads,
+            stage_timeout=s.stage_timeout,
             fresh=fresh,
         )
         for d in parsed.datasets
@@ -142,6 +144,19 @@ def plan_jobs(parsed: ParsedSuite, *, fresh: bool = False) -> list[Job]:
 
 
 def run_suite(
+    parsed: ParsedSuite,
+    *,
+    fresh: bool = False,
+    registry: Registry | None = None,
+    shard: tuple[int, int] | None = None,
+) -> RunSummary:
+    """:func:`_run_suite` holding the results file's lock: a second run on it fails fast."""
+    results = parsed.suite.output_dir / (shard_file(*shard) if shard else RESULTS_FILE)
+    with hold_output_lock(results):
+        return _run_suite(parsed, fresh=fresh, registry=registry, shard=shard)
+
+
+def _run_suite(
     parsed: ParsedSuite,
     *,
     fresh: bool = False,

@@ -45,6 +45,7 @@ from .log import log
 from .measure import StageCost, StageMeter
 from .metrics import accuracy, poison_success_rate
 from .registry import Registry, default_registry
+from .timeouts import time_limited
 from .training import Trainer, TrainingRecipe, predict
 
 __all__ = [
@@ -223,6 +224,7 @@ class Setting:
     device: str = "cpu"
     cache_dir: str = ".deltabench/cache"
     threads: int = 1
+    stage_timeout: float | None = None
     fresh: bool = False
 
     def cell_id(self, detector: ComponentSpec, unlearner: ComponentSpec, registry: Registry) -> str:
@@ -278,7 +280,7 @@ class Stages:
         def timed() -> R:
             meter = StageMeter()
             with torch_threads(self.setting.threads), meter:
-                value = compute(key)
+                value = time_limited(lambda: compute(key), stage, key, self.setting.stage_timeout)
             value.cost = meter.cost
             log(f"{stage} {self.describe()}: {value.cost.seconds:.1f} s")
             return value

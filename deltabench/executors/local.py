@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
 import os
 
 from pydantic import Field
 
 from ..components import Executor, Params
 from ..hookspecs import hookimpl
+from .workers import run_in_workers
 
 
 class Serial(Executor):
@@ -30,7 +29,7 @@ class ProcessPool(Executor):
 
     Workers share the artifact cache on disk, so a killed pool resumes like a serial run. Each stage
     runs with the suite's ``threads`` torch threads, here as in this process, so the executor never
-    changes a number.
+    changes a number. Workers die with the run that started them, however it ends (see :mod:`.workers`).
     """
 
     name = "processes"
@@ -40,15 +39,8 @@ class ProcessPool(Executor):
 
     def map(self, fn, jobs):
         workers = self.params.workers or os.cpu_count() or 1
-        ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(
-            max_workers=min(workers, max(1, len(jobs))),
-            mp_context=ctx,
-        ) as pool:
-            futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
-            for fut in cf.as_completed(futures):
-                exc = fut.exception()
-                yield futures[fut], (exc if exc is not None else fut.result())
+        # stages set the suite's thread count themselves; 1 between stages keeps workers from oversubscribing
+        yield from run_in_workers(fn, jobs, workers=min(workers, max(1, len(jobs))), threads=1)
 
 
 @hookimpl
