@@ -10,11 +10,13 @@ from .artifacts import Dataset, Detection, ImageSet, PoisonedData
 from .components import (
     Attack,
     AttackContext,
+    DatasetInfo,
     DatasetSource,
     DetectionContext,
     Detector,
     Executor,
     ModelFamily,
+    ParamProblem,
     Params,
     Unlearner,
     UnlearningContext,
@@ -28,6 +30,7 @@ __all__ = [
     "Attack",
     "AttackContext",
     "Dataset",
+    "DatasetInfo",
     "DatasetSource",
     "Detection",
     "DetectionContext",
@@ -35,6 +38,7 @@ __all__ = [
     "Executor",
     "ImageSet",
     "ModelFamily",
+    "ParamProblem",
     "Params",
     "PoisonedData",
     "Trainer",
@@ -48,9 +52,9 @@ __all__ = [
 
 def run(suite_path: str, *, fresh: bool = False):
     """Run a suite file (as ``deltabench run``) and return its :class:`~deltabench.runner.RunSummary`."""
-    from .config import load_suite
+    from .checks import load_checked_suite
     from .registry import default_registry
     from .runner import run_suite
 
     registry = default_registry()
-    return run_suite(load_suite(suite_path, registry), fresh=fresh, registry=registry)
+    return run_suite(load_checked_suite(suite_path, registry), fresh=fresh, registry=registry)

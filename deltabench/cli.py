@@ -40,12 +40,12 @@ def _registry():
 
 
 def _parse(suite: Path):
-    from .config import load_suite
+    from .checks import load_checked_suite
     from .exceptions import SuiteError
 
     registry = _registry()
     try:
-        return registry, load_suite(suite, registry)
+        return registry, load_checked_suite(suite, registry)
     except SuiteError as exc:
         _fail(exc.problems)
 
@@ -98,14 +98,26 @@ def run(
 
 
 @app.command()
-def validate(suite: Annotated[Path, typer.Argument(help="suite YAML file")]) -> None:
-    """Check a suite file without running it."""
+def validate(suites: Annotated[list[Path], typer.Argument(help="suite YAML file(s)")]) -> None:
+    """Check suite files without running them: schema, parameters, datasets, device, folders."""
+    from .checks import load_checked_suite
+    from .exceptions import SuiteError
     from .runner import plan_jobs
 
-    registry, parsed = _parse(suite)
-    jobs = plan_jobs(parsed)
-    cells = sum(len(j.cells(registry)) for j in jobs)
-    typer.echo(f"{suite}: ok ({len(jobs)} victims, {cells} cells)")
+    registry = _registry()
+    failed = False
+    for suite in suites:
+        try:
+            parsed = load_checked_suite(suite, registry)
+        except SuiteError as exc:
+            typer.echo("\n".join(f"error: {line}" for line in exc.problems), err=True)
+            failed = True
+            continue
+        jobs = plan_jobs(parsed)
+        cells = sum(len(j.cells(registry)) for j in jobs)
+        typer.echo(f"{suite}: ok ({len(jobs)} victims, {cells} cells)")
+    if failed:
+        raise typer.Exit(2)
 
 
 @app.command()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from .training import Trainer
 __all__ = [
     "Params",
     "Component",
+    "DatasetInfo",
+    "ParamProblem",
+    "class_problems",
     "DatasetSource",
     "ModelFamily",
     "Attack",
@@ -41,6 +44,38 @@ class Params(BaseModel):
     """Base of every component's parameter model: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset source knows without loading anything: enough to check a suite's parameters.
+
+    ``missing`` says why the files cannot be loaded and how to get them (None: they are there, or
+    the source will download them). ``test_size`` is None where it is only known from the files.
+    """
+
+    name: str
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    test_size: int | None = None
+    missing: str | None = None
+
+
+class ParamProblem(NamedTuple):
+    """One parameter that cannot work on a dataset: its name, and the problem followed by the fix."""
+
+    key: str
+    text: str
+
+
+def class_problems(data: DatasetInfo, **classes: int | None) -> list[ParamProblem]:
+    """The class-index parameters (name=value; None = drawn later) that ``data`` has no class for."""
+    k = data.num_classes
+    return [
+        ParamProblem(key, f"class {c} is not in {data.name} ({k} classes, 0-{k - 1}); pick a class below {k}")
+        for key, c in classes.items()
+        if c is not None and c >= k
+    ]
 
 
 class Component:
@@ -71,6 +106,11 @@ class Component:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r})"
 
+    def check_dataset(self, data: DatasetInfo) -> list[ParamProblem]:
+        """Parameters that cannot work on a dataset with this metadata (e.g. a class index it does
+        not have), found before anything is loaded or trained; ``deltabench validate`` reports them."""
+        return []
+
 
 class DatasetSource(Component):
     """Loads a dataset (files, or data bundled with a package)."""
@@ -80,6 +120,12 @@ class DatasetSource(Component):
     def load(self, seed: int) -> Dataset:
         """Return the dataset; ``seed`` fixes any split the source makes itself."""
         raise NotImplementedError
+
+    def info(self) -> DatasetInfo | None:
+        """Class count, image shape and whether the files are there, without loading the data.
+        Cheap (no decoding, no checksums); None means unknown, and then no parameter is checked
+        against this dataset before the run."""
+        return None
 
 
 class ModelFamily(Component):

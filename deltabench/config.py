@@ -29,7 +29,7 @@ from pydantic import (
 
 from .components import KINDS, Kind
 from .exceptions import SuiteError
-from .names import did_you_mean
+from .names import closest, did_you_mean
 from .registry import Registry
 from .training import TrainingRecipe
 
@@ -61,6 +61,8 @@ class ComponentEntry(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _from_name(cls, value: Any) -> Any:
+        if not isinstance(value, str | dict | ComponentEntry):
+            raise ValueError("a component is a registered name or a mapping {name: ..., params: {...}}")
         return {"name": value} if isinstance(value, str) else value
 
 
@@ -98,6 +100,26 @@ class SuiteSettings(BaseModel):
             raise ValueError(f"unknown device '{value}' (allowed: {DEVICE_CHOICES})")
         return value
 
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        if not value.strip() or value in (".", "..") or any(c in "/\\" or ord(c) < 32 for c in value):
+            raise ValueError(
+                "the name is the leaderboard's folder (leaderboards/<name>): use a plain folder name, "
+                "without '/', '\\' or '..' (set `output:` to write elsewhere)"
+            )
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        if twice:
+            raise ValueError(
+                f"seed {twice[0]} is listed twice (the same victims would run twice); list it once"
+            )
+        return seeds
+
     @property
     def output_dir(self) -> Path:
         return Path(self.output) if self.output else Path("leaderboards") / self.name
@@ -134,6 +156,7 @@ class ComponentSpec:
     name: str
     params: dict[str, Any]
     display: str = field(default="", compare=False)
+    origin: str = field(default="", compare=False)  # where the suite gave it, e.g. "attacks[0]"
 
     @property
     def params_json(self) -> str:
@@ -221,7 +244,17 @@ def _describe(error: dict, root: type[BaseModel], prefix: tuple = ()) -> str:
 
 
 def _validation_lines(exc: ValidationError, root: type[BaseModel], prefix: tuple = ()) -> list[str]:
-    return [_describe(err, root, prefix) for err in exc.errors()]
+    errors = exc.errors()
+    # a misspelt required key is one mistake: its "did you mean" line says it, not a "missing" line too
+    misspelt = set()
+    for err in errors:
+        if err["type"] == "extra_forbidden" and (parent := _model_at(root, err["loc"][:-1])):
+            misspelt.add((err["loc"][:-1], closest(str(err["loc"][-1]), list(parent.model_fields))))
+    return [
+        _describe(err, root, prefix)
+        for err in errors
+        if not (err["type"] == "missing" and (err["loc"][:-1], err["loc"][-1]) in misspelt)
+    ]
 
 
 # --------------------------------------------------------------------------- components and grids
@@ -281,7 +314,9 @@ def _resolve(
             except ValidationError as exc:
                 problems.extend(_validation_lines(exc, cls.Params, (key, i, "params")))
                 break
-            spec = ComponentSpec(kind, entry.name, params.model_dump(mode="json"), entry.label or "")
+            spec = ComponentSpec(
+                kind, entry.name, params.model_dump(mode="json"), entry.label or "", f"{key}[{i}]"
+            )
             if spec not in specs:
                 specs.append(spec)
     return _label_variants(specs, registry)
@@ -289,9 +324,9 @@ def _resolve(
 
 def _label_variants(specs: list[ComponentSpec], registry: Registry) -> list[ComponentSpec]:
     """Tell apart specs that would share a leaderboard name by the parameters that set them apart."""
-    labels = [spec.label for spec in specs]
-    for base in {b for b in labels if labels.count(b) > 1}:
-        members = [i for i, b in enumerate(labels) if b == base]
+    labels = [(spec.label, spec.name) for spec in specs]  # one label on two components: see checks
+    for base, name in {b for b in labels if labels.count(b) > 1}:
+        members = [i for i, b in enumerate(labels) if b == (base, name)]
         group = [specs[i] for i in members]
         varying = [
             k for k in group[0].params if len({json.dumps(s.params.get(k), default=str) for s in group}) > 1
@@ -356,10 +391,32 @@ def _with_references(kind: str, specs: list[ComponentSpec], registry: Registry) 
     return missing + specs
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden on purpose
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, typing.Hashable):
+                continue  # SafeLoader reports unhashable keys itself
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key '{key}' (its second value would silently replace the first); keep one",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def parse_suite(text: str, registry: Registry, source: str = "<suite>") -> ParsedSuite:
     """Validate suite YAML text."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -376,5 +433,6 @@ def load_suite(path: str | Path, registry: Registry) -> ParsedSuite:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SuiteError([f"{path}: cannot read the file: {exc}"]) from None
+        fix = "; save it as UTF-8" if isinstance(exc, UnicodeDecodeError) else ""
+        raise SuiteError([f"{path}: cannot read the file: {exc}{fix}"]) from None
     return parse_suite(text, registry, str(path))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -59,6 +59,16 @@ class TrainingRecipe(BaseModel):
     translate: int = Field(4, ge=0, description="random translation, in pixels (0 = off)")
     hflip: bool = Field(True, description="random horizontal flips")
     bf16: bool = Field(False, description="bf16 autocast (GPU only; ignored on CPU)")
+
+    @field_validator("milestones")
+    @classmethod
+    def _fractions(cls, milestones: list[float]) -> list[float]:
+        if any(not 0 < m <= 1 for m in milestones):
+            raise ValueError(
+                "milestones are fractions of the epochs (the paper's 14, 25, 35 of 40 are 0.35, 0.625, "
+                "0.875); give each as a number in (0, 1]"
+            )
+        return milestones
 
 
 def augment_batch(

@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from ..artifacts import ImageSet, PoisonedData
-from ..components import Attack, AttackContext, Params
+from ..components import Attack, AttackContext, DatasetInfo, ParamProblem, Params, class_problems
 from ..hookspecs import hookimpl
 
-__all__ = ["BadNet", "stamp_trigger", "choose_budget", "relabel_poison"]
+__all__ = ["BadNet", "RelabelParams", "stamp_trigger", "choose_budget", "relabel_poison"]
 
 # The paper's trigger: an X-like pattern of 4 pixels inside the bottom-right 3x3 corner, given as
 # (row, col) offsets from the bottom-right pixel. On CIFAR-10 (32x32) these are (28,30), (30,30),
@@ -70,12 +70,26 @@ def relabel_poison(
     return PoisonedData(train, poison_idx, triggered, target, source, {"poison_count": count, **facts})
 
 
+class RelabelParams(Params):
+    """Base of dirty-label attacks' parameters (``source`` and ``target`` fields): they must differ."""
+
+    @field_validator("target", check_fields=False)
+    @classmethod
+    def _target_is_not_source(cls, target: int, info: ValidationInfo) -> int:
+        if target == info.data.get("source"):
+            raise ValueError(
+                f"target is the source class ({target}): relabelled poisons would not change label; "
+                "pick a target class other than the source"
+            )
+        return target
+
+
 class BadNet(Attack):
     """Stamp a pixel trigger on source-class training images and relabel them to the target."""
 
     name = "badnet"
 
-    class Params(Params):
+    class Params(RelabelParams):
         source: int = Field(8, ge=0, description="class the poisons are taken from (ship=8 on CIFAR-10)")
         target: int = Field(5, ge=0, description="class the trigger should cause (dog=5 on CIFAR-10)")
         budget: float = Field(
@@ -93,6 +107,31 @@ class BadNet(Attack):
             le=1,
             description="trigger pixel value (paper: 0 on CIFAR; bright on black-background digits)",
         )
+
+        @field_validator("pixels")
+        @classmethod
+        def _inside(cls, pixels: list[tuple[int, int]]) -> list[tuple[int, int]]:
+            if any(dr > 0 or dc > 0 for dr, dc in pixels):
+                raise ValueError(
+                    "offsets count back from the bottom-right pixel (0, 0): make every row and column "
+                    "offset 0 or negative"
+                )
+            return pixels
+
+    def check_dataset(self, data: DatasetInfo) -> list[ParamProblem]:
+        p = self.params
+        problems = class_problems(data, source=p.source, target=p.target)
+        _, h, w = data.image_shape
+        outside = [(dr, dc) for dr, dc in p.pixels if dr <= -h or dc <= -w]
+        if outside:
+            problems.append(
+                ParamProblem(
+                    "pixels",
+                    f"offset {list(outside[0])} lies outside the {h}x{w} images of {data.name}; "
+                    f"keep row offsets above -{h} and column offsets above -{w}",
+                )
+            )
+        return problems
 
     def poison(self, ctx: AttackContext) -> PoisonedData:
         p = self.params

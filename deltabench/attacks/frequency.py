@@ -26,10 +26,10 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from ..artifacts import PoisonedData
-from ..components import Attack, AttackContext, Params
+from ..components import Attack, AttackContext, DatasetInfo, ParamProblem, class_problems
 from ..hookspecs import hookimpl
 from ..training import accuracy, augment_batch, predict
-from .badnet import relabel_poison
+from .badnet import RelabelParams, relabel_poison
 
 __all__ = ["FrequencyTrigger", "dct_matrix", "low_pass_mask", "apply_trigger", "bound"]
 
@@ -84,7 +84,7 @@ class FrequencyTrigger(Attack):
     name = "frequency"
     relative_cost = 2.0  # a clean surrogate plus the perturbation search
 
-    class Params(Params):
+    class Params(RelabelParams):
         source: int = Field(8, ge=0, description="class the poisons are taken from (86 on CIFAR-100)")
         target: int = Field(5, ge=0, description="class the trigger should cause (68 on CIFAR-100)")
         budget: float = Field(
@@ -116,6 +116,9 @@ class FrequencyTrigger(Attack):
         surrogate_epochs: int | None = Field(
             None, ge=1, description="epochs of the clean surrogate (null: the suite's recipe)"
         )
+
+    def check_dataset(self, data: DatasetInfo) -> list[ParamProblem]:
+        return class_problems(data, source=self.params.source, target=self.params.target)
 
     def make_trigger(self, ctx: AttackContext) -> tuple[torch.Tensor, dict]:
         """The trigger (C, H, W) and facts about its search (surrogate accuracy, fooling rate)."""

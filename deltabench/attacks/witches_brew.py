@@ -42,7 +42,7 @@ from pydantic import Field
 from torch import nn
 
 from ..artifacts import ImageSet, PoisonedData
-from ..components import Attack, AttackContext, Params
+from ..components import Attack, AttackContext, DatasetInfo, ParamProblem, Params, class_problems
 from ..hookspecs import hookimpl
 from ..training import augment_batch, predict
 
@@ -124,6 +124,19 @@ class WitchesBrew(Attack):
             le=1,
             description="low-margin: fraction of the eligible test images (lowest margins) to draw from",
         )
+
+    def check_dataset(self, data: DatasetInfo) -> list[ParamProblem]:
+        p = self.params
+        problems = class_problems(data, intended_class=p.intended_class)
+        if p.target_index is not None and data.test_size is not None and p.target_index >= data.test_size:
+            problems.append(
+                ParamProblem(
+                    "target_index",
+                    f"{data.name} has {data.test_size} test images; pick an index below {data.test_size} "
+                    "or null (drawn from the seed)",
+                )
+            )
+        return problems
 
     def _choose(self, ctx: AttackContext, surrogates: list[nn.Module]) -> tuple[int, int]:
         p = self.params

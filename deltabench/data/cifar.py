@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 
 from ..artifacts import Dataset, ImageSet
-from ..components import DatasetSource, Params
+from ..components import DatasetInfo, DatasetSource, Params
 from ..exceptions import DatasetMissingError
 from ..hookspecs import hookimpl
 
@@ -70,17 +70,31 @@ class _CifarBase(DatasetSource):
         base = Path(self.params.root).expanduser() / self.folder
         return base, [base / f for f, _ in self.train_files], [base / f for f, _ in self.test_files]
 
+    def _missing(self) -> str | None:
+        """Why the files cannot be read, with how to get them; None when they are all there."""
+        _, train_paths, test_paths = self._files()
+        missing = [p for p in train_paths + test_paths if not p.is_file()]
+        if not missing:
+            return None
+        return (
+            f"{self.title} not found: expected {missing[0]}; set `download: true` in the suite's "
+            f"dataset params or get it from {CIFAR_PAGE} and extract it into {self.params.root}"
+        )
+
+    def info(self) -> DatasetInfo:
+        missing = None if self.params.download else self._missing()
+        # the published files hold 10,000 test images; hand-made ones (verify: false) may not
+        return DatasetInfo(
+            self.name, self.num_classes, (3, 32, 32), 10_000 if self.params.verify else None, missing
+        )
+
     def load(self, seed: int) -> Dataset:
         base, train_paths, test_paths = self._files()
-        missing = [p for p in train_paths + test_paths if not p.is_file()]
-        if missing and self.params.download:
+        if self._missing() and self.params.download:
             self._tv_class()(root=str(Path(self.params.root).expanduser()), train=True, download=True)
-            missing = [p for p in train_paths + test_paths if not p.is_file()]
-        if missing:
-            raise DatasetMissingError(
-                f"{self.title} not found: expected {missing[0]}; set `download: true` in the suite's "
-                f"dataset params or get it from {CIFAR_PAGE} and extract it into {self.params.root}"
-            )
+        problem = self._missing()
+        if problem:
+            raise DatasetMissingError(problem)
         if self.params.verify:
             for path, (_, md5) in zip(
                 train_paths + test_paths, self.train_files + self.test_files, strict=True

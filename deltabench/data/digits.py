@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from pydantic import Field
@@ -9,8 +11,10 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from ..artifacts import Dataset, ImageSet
-from ..components import DatasetSource, Params
+from ..components import DatasetInfo, DatasetSource, Params
 from ..hookspecs import hookimpl
+
+N_IMAGES = 1797  # scikit-learn's bundled copy: 10 classes of 8x8 grey images
 
 
 class Digits(DatasetSource):
@@ -22,6 +26,12 @@ class Digits(DatasetSource):
         test_fraction: float = Field(0.3, gt=0, lt=1, description="share of images held out for test")
         split_seed: int | None = Field(
             0, description="seed of the split; null = use the suite seed (a new split per seed)"
+        )
+
+    def info(self) -> DatasetInfo:
+        # train_test_split rounds the test share up
+        return DatasetInfo(
+            self.name, 10, (1, 8, 8), test_size=math.ceil(self.params.test_fraction * N_IMAGES)
         )
 
     def load(self, seed: int) -> Dataset:

@@ -16,7 +16,7 @@ from PIL import Image
 from pydantic import Field
 
 from ..artifacts import Dataset, ImageSet
-from ..components import DatasetSource, Params
+from ..components import DatasetInfo, DatasetSource, Params
 from ..exceptions import DatasetMissingError
 from ..hookspecs import hookimpl
 
@@ -77,6 +77,32 @@ class Imagenette(DatasetSource):
         x = np.stack(images) if images else np.zeros((0, 3, s, s), np.uint8)
         return ImageSet(torch.from_numpy(x).float().div_(255.0), torch.tensor(labels, dtype=torch.long))
 
+    def _base(self) -> Path:
+        return Path(self.params.root).expanduser() / FOLDER
+
+    def _classes(self) -> list[str]:
+        return sorted(p.name for p in (self._base() / "train").iterdir() if p.is_dir())
+
+    def _missing(self) -> str | None:
+        """Why the folders cannot be read, with how to get them; None when they are there."""
+        base = self._base()
+        if not (base / "train").is_dir() or not (base / "val").is_dir():
+            return (
+                f"Imagenette not found: expected {base}/train and {base}/val; set `download: true` "
+                f"in the suite's dataset params or get imagenette2-160.tgz from {PAGE}"
+            )
+        if not self._classes():
+            return f"{base}/train holds no class folders; re-extract imagenette2-160.tgz"
+        return None
+
+    def info(self) -> DatasetInfo:
+        shape = (3, self.params.size, self.params.size)
+        missing = self._missing()
+        if missing is None:
+            return DatasetInfo(self.name, len(self._classes()), shape)
+        downloads = self.params.download and not (self._base() / "train").is_dir()  # as load() does
+        return DatasetInfo(self.name, len(WNID_NAMES), shape, missing=None if downloads else missing)
+
     def load(self, seed: int) -> Dataset:
         root = Path(self.params.root).expanduser()
         base = root / FOLDER
@@ -84,14 +110,10 @@ class Imagenette(DatasetSource):
             from torchvision.datasets import Imagenette as TvImagenette
 
             TvImagenette(str(root), split="train", size="160px", download=True)
-        if not (base / "train").is_dir() or not (base / "val").is_dir():
-            raise DatasetMissingError(
-                f"Imagenette not found: expected {base}/train and {base}/val; set `download: true` "
-                f"in the suite's dataset params or get imagenette2-160.tgz from {PAGE}"
-            )
-        classes = sorted(p.name for p in (base / "train").iterdir() if p.is_dir())
-        if not classes:
-            raise DatasetMissingError(f"{base}/train holds no class folders; re-extract imagenette2-160.tgz")
+        problem = self._missing()
+        if problem:
+            raise DatasetMissingError(problem)
+        classes = self._classes()
         train = self._split(base / "train", classes)
         test = self._split(base / "val", classes)
         names = [WNID_NAMES.get(c, c) for c in classes]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from ..artifacts import Detection, ImageSet
 from ..components import DetectionContext, Detector
@@ -161,6 +161,17 @@ class DeltaInfluence(Detector):
         class_fraction: float = Field(
             0.5, gt=0, description="class-median: a flag is removed above this fraction of the median ratio"
         )
+
+        @field_validator("n_tolerate")
+        @classmethod
+        def _below_t(cls, n_tolerate: int, info: ValidationInfo) -> int:
+            t = info.data.get("T")
+            if t is not None and n_tolerate >= t:
+                raise ValueError(
+                    f"n_tolerate must be below T ({t}): allowing {n_tolerate} of {t} queries not to "
+                    "collapse flags every training point; lower n_tolerate or raise T"
+                )
+            return n_tolerate
 
     def detect(self, ctx: DetectionContext) -> Detection:
         p = self.params

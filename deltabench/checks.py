@@ -1,0 +1,158 @@
+"""Checks of a parsed suite against the machine and the datasets, made before anything runs.
+
+The schema and each component's own parameters are validated while parsing (:mod:`.config`);
+what is left needs more than one component, the file system or the hardware: two components
+sharing a leaderboard label, an output or cache folder that cannot be created, a device this
+machine lacks, dataset files that are missing, parameters a dataset cannot serve (a class index
+it does not have, a trigger outside its images). Datasets answer from their metadata
+(:meth:`.DatasetSource.info`), so nothing is loaded or trained. ``deltabench validate`` and
+``deltabench run`` call :func:`load_checked_suite`; a library caller runs :func:`check_suite`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .config import ComponentSpec, ParsedSuite, load_suite
+from .exceptions import SuiteError
+from .registry import Registry
+
+__all__ = ["check_suite", "suite_problems", "load_checked_suite"]
+
+LISTS = ("datasets", "models", "attacks", "detectors", "unlearners")
+
+
+def load_checked_suite(path: str | Path, registry: Registry) -> ParsedSuite:
+    """Read, validate and check a suite file; raises :class:`SuiteError` with one line per problem."""
+    parsed = load_suite(path, registry)
+    check_suite(parsed, registry)
+    return parsed
+
+
+def check_suite(parsed: ParsedSuite, registry: Registry) -> None:
+    """Raise :class:`SuiteError` if the suite would fail (or mislead) once running."""
+    problems = suite_problems(parsed, registry)
+    if problems:
+        raise SuiteError([f"{parsed.source}: {line}" for line in problems])
+
+
+def suite_problems(parsed: ParsedSuite, registry: Registry) -> list[str]:
+    """Every problem as ``<key path>: <problem>; <fix>``, each once, in suite order."""
+    found = [
+        *label_problems(parsed),
+        *device_problems(parsed.suite.device),
+        *folder_problems(parsed),
+        *dataset_problems(parsed, registry),
+    ]
+    return list(dict.fromkeys(found))
+
+
+def label_problems(parsed: ParsedSuite) -> list[str]:
+    """Two components under one leaderboard label: their rows could not be told apart."""
+    problems = []
+    for key in LISTS:
+        entries = getattr(parsed.suite, key)
+        first: dict[str, int] = {}
+        clashes = []
+        for j, entry in enumerate(entries):
+            base = entry.label or entry.name
+            i = first.setdefault(base, j)
+            if entries[i].name != entry.name:
+                at = j if entry.label else i  # point at the label that was written
+                other = i if at == j else j
+                clashes.append(
+                    f"{key}[{at}].label: '{base}' is also the leaderboard name of {key}[{other}] "
+                    f"({entries[other].name}), so their rows would be mixed up; give each its own label"
+                )
+        problems += clashes
+        if not clashes:  # a label may still meet a component the suite adds (`references: true`)
+            problems += _final_label_clashes(key, getattr(parsed, key))
+    return problems
+
+
+def _final_label_clashes(key: str, specs: list[ComponentSpec]) -> list[str]:
+    problems = []
+    seen: dict[str, ComponentSpec] = {}
+    for spec in specs:
+        other = seen.setdefault(spec.label, spec)
+        if other is not spec:
+            mine, theirs = (spec, other) if spec.origin else (other, spec)
+            where = f"{theirs.origin} ({theirs.name})" if theirs.origin else "a reference component"
+            problems.append(
+                f"{mine.origin or key}.label: '{spec.label}' is also the leaderboard name of {where} "
+                "(`references: true` adds oracle and none); give it another label"
+            )
+    return problems
+
+
+def device_problems(device: str) -> list[str]:
+    """A device named in the suite that this machine does not have (``auto`` always works)."""
+    fix = "use `device: auto` (the GPU when there is one) or `device: cpu`"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return [f"device: '{device}' but torch finds no CUDA GPU on this machine; {fix}"]
+        index = int(device[5:]) if device[5:] else 0
+        count = torch.cuda.device_count()
+        if index >= count:
+            return [
+                f"device: '{device}' but this machine has {count} CUDA device(s) (cuda:0-{count - 1}); {fix}"
+            ]
+    if device == "mps" and not torch.backends.mps.is_available():
+        return [f"device: 'mps' but torch finds no Apple GPU (MPS) on this machine; {fix}"]
+    return []
+
+
+def folder_problems(parsed: ParsedSuite) -> list[str]:
+    """Output and cache folders that cannot be created or written to."""
+    suite = parsed.suite
+    problems = []
+    for key, folder in (("output", suite.output_dir), ("cache", Path(suite.cache))):
+        why = _unwritable(folder)
+        if why:
+            default = "" if key in suite.model_fields_set else " (the default)"
+            problems.append(
+                f"{key}: cannot write to '{folder}'{default}: {why}; set `{key}:` to a folder you can write"
+            )
+    return problems
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why ``folder`` cannot be created or written to, or None. Creates nothing."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"'{probe}' is a file, not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"'{probe}' is not writable"
+    return None
+
+
+def dataset_problems(parsed: ParsedSuite, registry: Registry) -> list[str]:
+    """Missing dataset files, and parameters a dataset cannot serve, from each dataset's metadata."""
+    problems = []
+    components = [
+        (spec, registry.get(spec.kind, spec.name)(**spec.params))
+        for key in LISTS[1:]
+        for spec in getattr(parsed, key)
+    ]
+    translate = parsed.suite.training.translate
+    for dspec in parsed.datasets:
+        info = registry.get("dataset", dspec.name)(**dspec.params).info()
+        if info is None:  # a source without metadata: it is only checked when it loads
+            continue
+        if info.missing:
+            problems.append(f"{dspec.origin}.params: {info.missing}")
+        _, h, w = info.image_shape
+        if translate >= min(h, w):
+            problems.append(
+                f"training.translate: shifts of {translate} px move the {h}x{w} images of {info.name} "
+                f"out of the frame; use fewer pixels than {min(h, w)} (e.g. 1 on 8x8 digits, 4 on CIFAR)"
+            )
+        for spec, component in components:
+            for problem in component.check_dataset(info):
+                problems.append(f"{spec.origin or spec.kind}.params.{problem.key}: {problem.text}")
+    return problems
