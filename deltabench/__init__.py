@@ -16,6 +16,7 @@ from .components import (
     Executor,
     ModelFamily,
     Params,
+    Requirement,
     Unlearner,
     UnlearningContext,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "ModelFamily",
     "Params",
     "PoisonedData",
+    "Requirement",
     "Trainer",
     "TrainingRecipe",
     "Unlearner",

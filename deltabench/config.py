@@ -238,6 +238,7 @@ def _resolve(
             text += f"; did you mean '{hint}'?" if hint else ""
             problems.append(f"{text} (available: {', '.join(names)})")
             continue
+        problems.extend(f"{key}[{i}].name: {line}" for line in cls.missing_requirements())
         for values in _expand_grid(entry.params, cls.Params):
             try:
                 params = cls.Params(**values)
