@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,6 +142,25 @@ def test_any_component_can_declare_an_optional_dependency(tmp_path):
     ]
 
 
+def test_the_executor_blocks_of_the_docs_validate(tmp_path):
+    """docs/scaling.md and the README name real executors with real parameter names."""
+    root = Path(__file__).resolve().parent.parent
+    blocks = [
+        yaml.safe_load(block)
+        for block in re.findall(r"```yaml\n(.*?)```", (root / "docs" / "scaling.md").read_text(), re.S)
+    ]
+    executors = [block["executor"] for block in blocks if "executor" in block]
+    executors += [
+        yaml.safe_load(line)
+        for line in re.findall(r"`executor: (\{.*?\})`", (root / "README.md").read_text(), re.S)
+    ]
+    assert {e["name"] for e in executors} >= {"ray", "slurm", "processes"}
+    registry = default_registry()
+    for executor in executors:
+        parsed = suite_from_dict(engine_suite(tmp_path, executor), registry, "docs")
+        assert parsed.executor.name == executor["name"]
+
+
 # --------------------------------------------------------------------------- submitit (slurm)
 
 
@@ -235,7 +255,7 @@ def test_ray_executor_on_a_local_two_cpu_instance_gives_the_local_rows(tmp_path,
 
 @needs_ray
 @pytest.mark.slow
-def test_ray_run_interrupted_cancels_its_tasks_and_resumes_to_the_uninterrupted_rows(tmp_path, local_rows):
+def test_ray_run_killed_cancels_its_tasks_and_resumes_to_the_uninterrupted_rows(tmp_path, local_rows):
     # one task at a time (each takes both CPUs), so the interrupt comes while later victims wait
     suite = engine_suite(tmp_path, {"name": "ray", "params": {"local_cpus": 2, "num_cpus": 2}}, SEEDS)
     path = tmp_path / "suite.yaml"
@@ -252,7 +272,7 @@ def test_ray_run_interrupted_cancels_its_tasks_and_resumes_to_the_uninterrupted_
         assert proc.poll() is None, "the run finished before it could be interrupted; make the suite longer"
         ray_processes = psutil.Process(proc.pid).children(recursive=True)
         assert ray_processes  # the local Ray instance and its workers
-        proc.send_signal(signal.SIGINT)  # Ctrl-C, to the driver only
+        proc.send_signal(signal.SIGTERM)  # a kill, to the driver only: it must stop what it started
         assert proc.wait(timeout=180) == 130
         _, alive = psutil.wait_procs(ray_processes, timeout=60)
         assert not alive, f"left running after the interrupt: {[p.name() for p in alive]}"

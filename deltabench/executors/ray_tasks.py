@@ -2,13 +2,15 @@
 
 Each job is one ``ray.remote`` task with the declared CPUs and GPUs (fractional GPUs let small
 victims share a card). Results come back as tasks finish, so the runner saves each job's rows at
-once; a task that raises only fails its own cells. Ctrl-C (or SIGTERM, which Ray turns into an exit
-of the driver) cancels the outstanding tasks and stops a Ray instance started here. Workers share
-the artifact cache folder, which must therefore be visible to every node of a cluster.
+once; a task that raises only fails its own cells. Ctrl-C or SIGTERM (which Ray's core would turn
+into an abort that skips any clean-up) cancels the outstanding tasks and stops a Ray instance
+started here. Workers share the artifact cache folder, which must be visible to every node.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -74,6 +76,7 @@ class RayExecutor(Executor):
                 )
             else:
                 ray.init(address=p.address, runtime_env=p.runtime_env)
+        previous_sigterm = _sigterm_interrupts()
         pending: list = []
         try:
             task = ray.remote(_run_with_threads).options(
@@ -92,6 +95,20 @@ class RayExecutor(Executor):
                 ray.cancel(ref, force=True)
             if started:
                 ray.shutdown()
+            if previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _sigterm_interrupts() -> Any:
+    """Make SIGTERM act as Ctrl-C while the tasks run (Ray's core turns it into an abort that skips
+    the clean-up); returns the handler to restore, or None off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def _outcome(ray: Any, ref: Any) -> Any:
