@@ -18,6 +18,7 @@ from .components import (
     ModelFamily,
     ParamProblem,
     Params,
+    Requirement,
     Unlearner,
     UnlearningContext,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "ParamProblem",
     "Params",
     "PoisonedData",
+    "Requirement",
     "Trainer",
     "TrainingRecipe",
     "Unlearner",

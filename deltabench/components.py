@@ -8,6 +8,7 @@ RNGs, picks devices or writes results: the runner does, and passes what is neede
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
@@ -26,6 +27,7 @@ __all__ = [
     "DatasetInfo",
     "ParamProblem",
     "class_problems",
+    "Requirement",
     "DatasetSource",
     "ModelFamily",
     "Attack",
@@ -78,6 +80,24 @@ def class_problems(data: DatasetInfo, **classes: int | None) -> list[ParamProble
     ]
 
 
+@dataclass(frozen=True)
+class Requirement:
+    """An optional dependency a component imports when it runs, and what installs it.
+
+    Checked when a suite is validated, so a missing one is a one-line error before anything runs.
+    """
+
+    module: str  # top-level import name, e.g. "ray"
+    label: str  # the name users know it by, e.g. "Ray"
+    install: str  # what to pip install, e.g. "deltabench[ray]"
+
+    def installed(self) -> bool:
+        try:
+            return importlib.util.find_spec(self.module) is not None  # finds it without importing it
+        except (ImportError, ValueError):
+            return False
+
+
 class Component:
     """Common part of every component kind.
 
@@ -91,6 +111,17 @@ class Component:
     version: ClassVar[str] = "1"
     reference: ClassVar[bool] = False
     Params: ClassVar[type[Params]] = Params
+    #: optional dependencies it imports when it runs (installed as an extra, not by default)
+    requires: ClassVar[tuple[Requirement, ...]] = ()
+
+    @classmethod
+    def missing_requirements(cls) -> list[str]:
+        """One line per required package that is not installed, with the command that installs it."""
+        return [
+            f"{cls.kind} '{cls.name}' needs {r.label}: pip install \"{r.install}\""
+            for r in cls.requires
+            if not r.installed()
+        ]
 
     def __init__(self, params: Params | None = None, **values: Any) -> None:
         if params is not None and values:

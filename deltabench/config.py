@@ -308,6 +308,7 @@ def _resolve(
             text = f"{key}[{i}].name: unknown {kind} '{entry.name}'{did_you_mean(entry.name, names)}"
             problems.append(f"{text} (available: {', '.join(names)})")
             continue
+        problems.extend(f"{key}[{i}].name: {line}" for line in cls.missing_requirements())
         for values in _expand_grid(entry.params, cls.Params):
             try:
                 params = cls.Params(**values)

@@ -7,8 +7,6 @@ import math
 import numpy as np
 import torch
 from pydantic import Field
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from ..artifacts import Dataset, ImageSet
 from ..components import DatasetInfo, DatasetSource, Params
@@ -35,6 +33,9 @@ class Digits(DatasetSource):
         )
 
     def load(self, seed: int) -> Dataset:
+        from sklearn.datasets import load_digits  # imported here: loading the registry stays fast
+        from sklearn.model_selection import train_test_split
+
         bunch = load_digits()
         x = np.asarray(bunch.images, dtype=np.float32)[:, None] / 16.0  # values are 0..16
         y = np.asarray(bunch.target, dtype=np.int64)

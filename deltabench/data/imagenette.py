@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from pydantic import Field
 
 from ..artifacts import Dataset, ImageSet
@@ -43,6 +42,8 @@ EXTENSIONS = {".jpeg", ".jpg", ".png"}
 
 def load_image(path: Path, size: int) -> np.ndarray:
     """RGB, shorter side resized to ``size`` (bilinear), centre crop ``size`` x ``size``; uint8 CHW."""
+    from PIL import Image  # imported here: loading the registry stays fast
+
     with Image.open(path) as img:
         img = img.convert("RGB")
         w, h = img.size

@@ -6,8 +6,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA, FastICA
 
 from ..artifacts import Detection
 from ..components import DetectionContext, Detector, Params
@@ -18,6 +16,9 @@ from ._per_class import flag_per_class
 
 def two_clusters(features: np.ndarray, reduction: str, components: int, seed: int) -> np.ndarray:
     """k-means (k=2) labels of ``features`` after reducing them to ``components`` dimensions."""
+    from sklearn.cluster import KMeans  # imported here: loading the registry stays fast
+    from sklearn.decomposition import PCA, FastICA
+
     k = min(components, features.shape[0] - 1, features.shape[1])
     if reduction == "pca":
         reduced = PCA(n_components=k, random_state=seed).fit_transform(features)

@@ -26,7 +26,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
+
+from ..lazy import lazy_module
+
+TF = lazy_module("torchvision.transforms.v2.functional")  # imported when a transform first runs
 
 __all__ = ["TRANSFORMS", "DETERMINISTIC", "available_transforms", "apply_transform"]
 
