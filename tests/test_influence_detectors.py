@@ -231,7 +231,7 @@ def test_class_median_control_calibrates_the_ratio_on_the_class(badnet_victim):
 def test_class_control_needs_reference_data(badnet_victim):
     ctx = ctx_for(badnet_victim)
     with pytest.raises(ValueError, match="reference"):
-        DeltaInfluence(T=2, control=4).detect(ctx)
+        DeltaInfluence(T=3, control=4).detect(ctx)
     ctx.reference = badnet_victim.dataset.test.subset(np.arange(5))
     with pytest.raises(ValueError, match="classified correctly"):
-        DeltaInfluence(T=2, control=40).detect(ctx)
+        DeltaInfluence(T=3, control=40).detect(ctx)
