@@ -176,7 +176,8 @@ def new_plugin_manager(*, entry_points: bool = True, extra_plugins: tuple = ()) 
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise RegistryError(f"{exc} (known hooks: {', '.join(hookspecs.HOOK_KINDS)})") from exc
+        known = sorted(n for n, f in vars(hookspecs).items() if hasattr(f, f"{hookspecs.PROJECT}_spec"))
+        raise RegistryError(f"{exc} (known hooks: {', '.join(known)})") from exc
     return pm
 
 
