@@ -27,8 +27,13 @@ victim classifies correctly are drawn from the defender's clean data (``ctx.refe
 in the same pass; a flag is kept only if the point's mean influence on them is at most
 ``control_ratio`` times its influence on the affected point. A clean target-class point supports a
 clean image of its class more than a triggered input of another class; a dirty-label poison does the
-reverse. The auxiliary queries are drawn before the controls, so with a control the flagged set is
-always a subset of the paper rule's. It assumes the poisons do not carry the class's clean
+reverse. The auxiliary queries are drawn before the controls, so switching the control on keeps the
+same queries, and the flagged set is the paper rule's flags on the same scores minus the explained
+points. The controls enlarge the one query batch, so the scores equal those of a detection without
+control only up to float rounding (float32 sums whose order depends on the batch shape): a point
+whose deltas sit within rounding of ``th`` may be decided differently. A second pass over the
+training set for the controls would make the two bit-identical on one machine (never across CPUs)
+at the cost the one-pass design avoids. It assumes the poisons do not carry the class's clean
 features: clean-label poisons (Witches' Brew) are real members of the class and may be unflagged.
 
 ``control_score: class-median`` (ours) replaces the fixed ``control_ratio`` by ``class_fraction``
