@@ -1,10 +1,15 @@
 """Shared fixtures: the real digits data, a fast training recipe and a trained BadNet victim.
 
 Session-scoped so that every test module reuses the same few trained models (CPU budget).
+
+``DELTABENCH_TEST_THREADS=n`` runs the tests with n torch threads (and exports OMP_NUM_THREADS=n to
+the subprocesses they start): float results differ between thread counts, so ``.ci/run`` runs the
+fast tests under a second count to catch tests that only pass under one.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -20,6 +25,25 @@ from deltabench.models.small_cnn import SmallCNN
 from deltabench.training import Trainer, TrainingRecipe, predict
 
 warnings.filterwarnings("ignore", message=".*torch.cuda.amp.GradScaler.*", category=FutureWarning)
+
+THREADS_VARIABLE = "DELTABENCH_TEST_THREADS"
+
+
+def _set_test_threads() -> None:
+    value = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not value:
+        return
+    if not value.isdigit() or int(value) < 1:
+        raise pytest.UsageError(f"{THREADS_VARIABLE}={value!r}: expected a positive integer")
+    torch.set_num_threads(int(value))
+    os.environ["OMP_NUM_THREADS"] = value
+
+
+_set_test_threads()
+
+
+def pytest_report_header() -> str:
+    return f"torch threads: {torch.get_num_threads()} (set {THREADS_VARIABLE} to change)"
 
 FAST_RECIPE = TrainingRecipe(epochs=12, batch_size=128, lr=0.1, translate=1, hflip=False)
 

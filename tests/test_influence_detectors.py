@@ -10,16 +10,55 @@ from conftest import make_trainer
 from deltabench.components import DetectionContext
 from deltabench.detectors.delta_influence import DeltaInfluence, auxiliary_queries, collapse_flags
 from deltabench.detectors.influence_threshold import InfluenceThreshold, TrakThreshold, threshold_flags
+from deltabench.influence import InfluenceSettings, get_engine
 from deltabench.influence.transforms import DETERMINISTIC, apply_transform, available_transforms, blur_kernel
 from deltabench.metrics import detection_metrics
 from deltabench.registry import default_registry
 from deltabench.training import predict
+
+# Influence scores are float32 sums over all parameters; scoring the same query in a query batch of
+# another size (or on another CPU, or with another thread count) changes them by rounding: measured
+# up to 5e-4 of the largest |delta| on one CPU. Different queries change them by O(1) of it.
+ROUNDING = 1e-2
 
 
 def ctx_for(victim, seed: int = 0) -> DetectionContext:
     return DetectionContext(
         victim.model, victim.poisoned.train, victim.affected, 10, np.random.default_rng(seed), victim.trainer
     )
+
+
+def fresh_ctx(victim, affected=None, reference: bool = False) -> DetectionContext:
+    """A context with freshly seeded generators: two detections from it draw the same queries."""
+    ctx = DetectionContext(
+        victim.model,
+        victim.poisoned.train,
+        victim.affected if affected is None else affected,
+        10,
+        np.random.default_rng(0),
+        make_trainer(victim.dataset, 0),
+    )
+    if reference:
+        ctx.reference = victim.dataset.test
+    return ctx
+
+
+def rounding_tolerance(delta: np.ndarray) -> float:
+    return ROUNDING * float(np.abs(delta).max())
+
+
+def undecided(delta: np.ndarray, th: float, n_tolerate: int, tol: float) -> np.ndarray:
+    """Points whose collapse flag could flip if every delta moved by at most ``tol``."""
+    need = delta.shape[0] - n_tolerate
+    surely = (delta < th - tol).sum(0) >= need
+    possibly = (delta < th + tol).sum(0) >= need
+    return np.flatnonzero(possibly & ~surely)
+
+
+def assert_same_flags_up_to_rounding(a: np.ndarray, b: np.ndarray, delta: np.ndarray, n_tolerate: int = 2):
+    """Flag sets of two detections on the same queries: equal except where rounding could decide."""
+    differ = np.setxor1d(a, b)
+    assert set(differ) <= set(undecided(delta, 0.0, n_tolerate, rounding_tolerance(delta))), differ
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +82,33 @@ def test_delta_influence_recall_and_precision(badnet_victim, delta_detection):
     base_rate = len(badnet_victim.poisoned.poison_indices) / len(badnet_victim.poisoned.train)
     assert m["recall"] >= 0.95
     assert m["precision"] > 3 * base_rate
-    s = delta_detection.scores
-    assert s["delta_matrix"].shape == (30, len(badnet_victim.poisoned.train))
-    np.testing.assert_array_equal(np.flatnonzero(s["collapse_count"] >= 30 - 2), delta_detection.flagged)
+    assert delta_detection.scores["delta_matrix"].shape == (30, len(badnet_victim.poisoned.train))
+
+
+def test_deltas_are_influence_changes_on_the_drawn_queries(badnet_victim):
+    """Recomputed outside the detector: draw the auxiliary queries from the same seeds, score the
+    affected point and the queries with the engine in separate calls, flag by the paper's rule
+    (count of delta < 0 >= T - n_tolerate). The detector scores them in one batch, so its numbers
+    equal these up to rounding, and its flags except where rounding decides."""
+    v = badnet_victim
+    det = DeltaInfluence(T=30).detect(fresh_ctx(v))
+    aux, names = auxiliary_queries(
+        v.affected, 10, 30, "MM", np.random.default_rng(0), make_trainer(v.dataset, 0).generator
+    )
+    np.testing.assert_array_equal(det.scores["aux_labels"], aux.y.numpy())
+    assert list(det.scores["aux_transforms"]) == names
+    engine = get_engine(v.model, v.poisoned.train, InfluenceSettings())  # the detector's settings
+    old, new = engine.scores(v.affected)[0], engine.scores(aux)
+    delta = new - old
+    tol = rounding_tolerance(delta)
+    np.testing.assert_allclose(det.scores["old_matrix"][0], old, rtol=0, atol=tol)
+    np.testing.assert_allclose(det.scores["delta_matrix"], delta, rtol=0, atol=tol)
+    np.testing.assert_array_equal(  # the reported matrices line up: delta = new - old
+        det.scores["delta_matrix"], det.scores["new_matrix"] - det.scores["old_matrix"][0]
+    )
+    flags = np.flatnonzero((delta < 0).sum(0) >= 30 - 2)
+    assert_same_flags_up_to_rounding(det.flagged, flags, delta)
+    assert flags.size > 0
 
 
 def test_collapse_rule_known_answer():
@@ -117,22 +180,40 @@ def test_threshold_rules_known_answer():
         InfluenceThreshold(top_k=3, percentile=90)
 
 
+def _ranks_above(scores: np.ndarray, flagged: np.ndarray, tol: float) -> bool:
+    """Every flagged point scores at least as high as every other one (up to ``tol``)."""
+    rest = np.setdiff1d(np.arange(len(scores)), flagged)
+    return float(scores[flagged].min()) >= float(scores[rest].max()) - tol
+
+
 def test_influence_threshold_ranks_poisons_first(badnet_victim):
-    pi = badnet_victim.poisoned.poison_indices
-    det = InfluenceThreshold(top_k=len(pi)).detect(ctx_for(badnet_victim))
-    old = det.scores["old"]
-    np.testing.assert_array_equal(det.flagged, np.sort(np.argsort(-old)[: len(pi)]))
+    """The flags are the top-k / above-th points of the EK-FAC influence on the affected point,
+    computed here with the engine directly; the poisons dominate the top k."""
+    v = badnet_victim
+    pi = v.poisoned.poison_indices
+    old = get_engine(v.model, v.poisoned.train, InfluenceSettings()).scores(v.affected)[0]
+    tol = ROUNDING * float(np.abs(old).max())
+    det = InfluenceThreshold(top_k=len(pi)).detect(ctx_for(v))
+    np.testing.assert_allclose(det.scores["old"], old, rtol=0, atol=tol)
+    assert det.flagged.size == len(pi) and _ranks_above(old, det.flagged, tol)
     base_rate = len(pi) / len(old)
     assert detection_metrics(det.flagged, pi)["precision"] > 5 * base_rate
-    th = InfluenceThreshold(th=10.0).detect(ctx_for(badnet_victim))
-    np.testing.assert_array_equal(th.flagged, np.flatnonzero(old > 10.0))
+    th = InfluenceThreshold(th=10.0).detect(ctx_for(v))
+    above, below = old > 10.0 + tol, old > 10.0 - tol
+    assert set(np.flatnonzero(above)) <= set(th.flagged) <= set(np.flatnonzero(below))
+    assert 0 < th.flagged.size < len(old)
 
 
 def test_trak_threshold_runs_on_trak_scores(badnet_victim):
-    det = TrakThreshold(percentile=90).detect(ctx_for(badnet_victim))
-    old = det.scores["old"]
-    assert np.isfinite(old).all() and old.std() > 0
-    np.testing.assert_array_equal(det.flagged, np.flatnonzero(old > np.percentile(old, 90)))
+    """The flags are the top 10% of the TRAK scores on the affected point, computed here with the
+    engine (whose TRAK scores test_influence_engine checks by hand). How well TRAK ranks the poisons
+    is not asserted: measured AUC 0.60 on this victim, too close to chance for a known answer."""
+    v = badnet_victim
+    old = get_engine(v.model, v.poisoned.train, InfluenceSettings(backend="trak")).scores(v.affected)[0]
+    tol = ROUNDING * float(np.abs(old).max())
+    det = TrakThreshold(percentile=90).detect(ctx_for(v))
+    np.testing.assert_allclose(det.scores["old"], old, rtol=0, atol=tol)
+    assert abs(det.flagged.size - 0.1 * len(old)) <= 2 and _ranks_above(old, det.flagged, tol)
 
 
 def test_detectors_registered():
@@ -153,9 +234,21 @@ def test_several_affected_points_combine(badnet_victim):
 
     union = DeltaInfluence(T=10, combine="union").detect(ctx())
     inter = DeltaInfluence(T=10, combine="intersection").detect(ctx())
-    assert union.scores["delta_matrix"].shape == (20, len(v.poisoned.train))
-    assert union.scores["old_matrix"].shape == (2, len(v.poisoned.train))
-    np.testing.assert_array_equal(union.scores["delta_matrix"], inter.scores["delta_matrix"])
+    n = len(v.poisoned.train)
+    assert union.scores["delta_matrix"].shape == (20, n)
+    assert union.scores["old_matrix"].shape == (2, n)
+    # the same draws; the same query batch, so the same scores (up to rounding on any machine)
+    np.testing.assert_array_equal(union.scores["aux_labels"], inter.scores["aux_labels"])
+    np.testing.assert_array_equal(union.scores["aux_transforms"], inter.scores["aux_transforms"])
+    delta = union.scores["delta_matrix"]
+    np.testing.assert_allclose(inter.scores["delta_matrix"], delta, rtol=0, atol=rounding_tolerance(delta))
+    # point-major: rows 0-9 are the first point's queries against its own old scores
+    old, new = union.scores["old_matrix"], union.scores["new_matrix"]
+    np.testing.assert_array_equal(delta, new - np.repeat(old, 10, axis=0))
+    for det, merge in ((union, np.any), (inter, np.all)):  # each point's paper rule, then the merge
+        d = det.scores["delta_matrix"]
+        per_point = np.stack([collapse_flags(d[10 * j : 10 * (j + 1)], 0.0, 2)[1] for j in range(2)])
+        np.testing.assert_array_equal(det.flagged, np.flatnonzero(merge(per_point, axis=0)))
     assert set(inter.flagged) <= set(union.flagged)
     assert detection_metrics(union.flagged, v.poisoned.poison_indices)["recall"] >= 0.95
 
@@ -165,18 +258,24 @@ def test_class_control_keeps_the_poisons_and_spares_clean_target_class_points(ba
     n = len(v.poisoned.train)
 
     def detect(**params):
-        ctx = DetectionContext(
-            v.model, v.poisoned.train, v.affected, 10, np.random.default_rng(0), make_trainer(v.dataset, 0)
-        )
-        ctx.reference = v.dataset.test
-        return DeltaInfluence(T=30, **params).detect(ctx)
+        return DeltaInfluence(T=30, **params).detect(fresh_ctx(v, reference=True))
 
     base, controlled = detect(), detect(control=8)
-    # same auxiliary queries, so the control can only remove flags, never add one
-    np.testing.assert_array_equal(base.scores["delta_matrix"], controlled.scores["delta_matrix"])
-    assert set(controlled.flagged) <= set(base.flagged)
+    # The controls are drawn after the auxiliary queries, so both detections draw the same queries;
+    # the controlled one scores them in a larger query batch, so its deltas equal the paper rule's
+    # up to rounding (not bit for bit: the engine's float sums depend on the batch shape).
+    np.testing.assert_array_equal(base.scores["aux_labels"], controlled.scores["aux_labels"])
+    np.testing.assert_array_equal(base.scores["aux_transforms"], controlled.scores["aux_transforms"])
+    delta = controlled.scores["delta_matrix"]
+    np.testing.assert_allclose(delta, base.scores["delta_matrix"], rtol=0, atol=rounding_tolerance(delta))
+    # On its own deltas the control only removes flags from the paper rule's ...
+    paper = collapse_flags(delta, 0.0, 2)[1]
     explained = controlled.scores["explained_by_class"][0]
-    np.testing.assert_array_equal(controlled.flagged, np.setdiff1d(base.flagged, np.flatnonzero(explained)))
+    np.testing.assert_array_equal(controlled.flagged, np.flatnonzero(paper & ~explained))
+    # ... hence, against the uncontrolled detection, it adds none that rounding does not decide.
+    unsure = undecided(base.scores["delta_matrix"], 0.0, 2, rounding_tolerance(delta))
+    assert set(controlled.flagged) - set(base.flagged) <= set(unsure)
+    assert_same_flags_up_to_rounding(np.flatnonzero(paper), base.flagged, base.scores["delta_matrix"])
     assert controlled.scores["control_mean"].shape == (1, n)
 
     poisons = v.poisoned.poison_indices
@@ -193,15 +292,14 @@ def test_class_median_control_calibrates_the_ratio_on_the_class(badnet_victim):
     v = badnet_victim
 
     def detect(**params):
-        ctx = DetectionContext(
-            v.model, v.poisoned.train, v.affected, 10, np.random.default_rng(0), make_trainer(v.dataset, 0)
-        )
-        ctx.reference = v.dataset.test
-        return DeltaInfluence(T=30, control=8, **params).detect(ctx)
+        return DeltaInfluence(T=30, control=8, **params).detect(fresh_ctx(v, reference=True))
 
     raw, calibrated = detect(), detect(control_score="class-median")
     # same queries and controls (one rng draw order): only the threshold differs
-    np.testing.assert_array_equal(raw.scores["control_mean"], calibrated.scores["control_mean"])
+    control_mean = calibrated.scores["control_mean"]
+    np.testing.assert_allclose(
+        raw.scores["control_mean"], control_mean, rtol=0, atol=rounding_tolerance(control_mean)
+    )
     assert "control_threshold" not in raw.scores  # the default's output is unchanged
     old, cm = calibrated.scores["old_matrix"][0], calibrated.scores["control_mean"][0]
     labels = v.poisoned.train.y.numpy()
@@ -223,7 +321,8 @@ def test_class_median_control_calibrates_the_ratio_on_the_class(badnet_victim):
     assert detection_metrics(calibrated.flagged, poisons)["recall"] == 1.0
     kept_clean = np.intersect1d(calibrated.flagged, clean_target).size
     assert kept_clean <= 0.2 * np.intersect1d(paper, clean_target).size
-    # one affected point: pooling its deltas is the same rule
+    # one affected point: pooling its deltas is the same rule (the same query batch, hence the
+    # same scores on any one machine)
     pooled = detect(control_score="class-median", combine="pooled")
     np.testing.assert_array_equal(pooled.flagged, calibrated.flagged)
 

@@ -139,7 +139,10 @@ def test_all_queries_in_one_pass(badnet_victim):
     assert engine.train_examples_last_score == n  # twelve queries, the training set walked once
     single = np.stack([engine.scores(many.subset([j]))[0] for j in range(3)])
     assert engine.train_examples_last_score == n
-    np.testing.assert_allclose(batch[:3], single, rtol=1e-3, atol=1e-3 * np.abs(single).max())
+    # equal up to rounding: float32 sums over all parameters depend on the query batch's shape
+    # (measured up to 5e-4 of the largest score); another query's scores differ by O(1) of it
+    np.testing.assert_allclose(batch[:3], single, rtol=0, atol=1e-2 * np.abs(single).max())
+    assert np.abs(single[0] - single[1]).max() > 0.1 * np.abs(single).max()
 
 
 def test_engine_cache_reuses_factors_and_sees_new_weights(badnet_victim):

@@ -10,7 +10,8 @@ Options beyond the paper (all off by default, each explained with its measuremen
 docs/influence.md): several affected points and how their flags ``combine``; the ablation
 ``variant`` (MM, the method; MI; ML); and the class ``control`` with its ``control_score``, which
 unflags clean target-class points that support clean images of their class more than the affected
-input.
+input. The controls join the one query batch, so a detection with a control scores the same
+queries as one without only up to float rounding (sums whose order depends on the batch shape).
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from conftest import make_trainer, train_victim
 
 from deltabench.attacks.witches_brew import WitchesBrew, gradient_matching_loss
 from deltabench.components import AttackContext
-from deltabench.training import predict
 
 FAST = dict(steps=12, restarts=1, surrogate_epochs=4)
 
@@ -67,23 +66,24 @@ def test_brewing_aligns_the_gradients_and_is_deterministic(digits):
 @pytest.mark.slow
 def test_full_brew_moves_a_retrained_victim_towards_the_intended_class(digits):
     """The full 250-step brew (the digits setting of docs/attacks.md, attacker-chosen low-margin
-    target): a victim retrained from scratch on the poisons gives the target the intended class,
-    with far more intended-class probability than a clean model."""
+    target): a victim retrained from scratch on the poisons gives the target far more
+    intended-class probability than a clean model.
+
+    One brew-and-retrain trial is chaotic in float rounding (it changes with the CPU and the thread
+    count; pinning one thread does not make it the same on another CPU), so the assertions are those
+    with margin in the measured trials: matching loss 0.06-0.15 against 0.24-0.72 for the
+    unperturbed poisons; victim p(intended) 0.79-0.97 against 0.03-0.21 for seed-matched clean
+    models (5 of 5 script trials, docs/attacks.md). Whether the prediction flips is not asserted:
+    the attack took in 11 of 13 recorded trials (script and runner), so one trial can miss it.
+    """
     params = dict(
         eps=64 / 255, pairing="runner-up", ensemble=3, restarts=1, steps=250, target_selection="low-margin"
     )
-    # One brew-and-retrain trial is chaotic in float rounding: pin the thread count so the seeded
-    # trial is the same on every 2-core machine (the success rate over trials is in docs/attacks.md).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        data = WitchesBrew(**params).poison(
-            AttackContext(digits, np.random.default_rng(4), make_trainer(digits, 1004))
-        )
-        victim = train_victim(digits, data, seed=4).model
-        clean = make_trainer(digits, seed=5).fit_new(digits.train)
-    finally:
-        torch.set_num_threads(threads)
+    data = WitchesBrew(**params).poison(
+        AttackContext(digits, np.random.default_rng(4), make_trainer(digits, 1004))
+    )
+    victim = train_victim(digits, data, seed=4).model
+    clean = make_trainer(digits, seed=5).fit_new(digits.train)
     target = data.triggered_test.x
 
     def p_intended(model):
@@ -91,8 +91,7 @@ def test_full_brew_moves_a_retrained_victim_towards_the_intended_class(digits):
             return float(torch.softmax(model(target), 1)[0, data.target_class])
 
     assert data.info["matching_loss"] < 0.5 * data.info["clean_matching_loss"]
-    assert p_intended(victim) > p_intended(clean) + 0.1
-    assert int(predict(victim, target)[0]) == data.target_class
+    assert p_intended(victim) > p_intended(clean) + 0.3
 
 
 @pytest.mark.parametrize("intended_class", [None, 4])
