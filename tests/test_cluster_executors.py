@@ -61,10 +61,11 @@ def engine_suite(folder: Path, executor: dict, seeds: list[int] | None = None) -
 
 
 def result_columns(frame: pd.DataFrame, seeds: list[int] | None = None) -> pd.DataFrame:
-    """The rows by cell, without the columns that measure time or memory."""
+    """The rows by cell, without the columns that measure time or memory, nor the code revision
+    (provenance, which a commit made while the test runs would change)."""
     if seeds is not None:
         frame = frame[frame["seed"].isin(seeds)]
-    keep = [c for c in frame.columns if not c.endswith(("_s", "_peak_mb"))]
+    keep = [c for c in frame.columns if not c.endswith(("_s", "_peak_mb")) and c != "code_revision"]
     return frame[keep].sort_values("cell_id").reset_index(drop=True)
 
 
