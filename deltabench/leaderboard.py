@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import MAX_ACC_DROP, SUCCESS_PSR
+from .metrics import MAX_ACC_DROP, SUCCESS_PSR, accuracy_kept
 
 __all__ = ["load_results", "render_markdown", "summary_tables"]
 
@@ -107,7 +107,7 @@ def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[st
 def _acc_kept(rows: pd.DataFrame | pd.Series) -> pd.Series | bool:
     """Whether unlearning kept the clean accuracy: at most ``MAX_ACC_DROP`` below the victim's."""
     drop = rows["victim_clean_acc"] - rows["unlearned_clean_acc"]
-    return drop <= MAX_ACC_DROP + 1e-9
+    return accuracy_kept(drop)
 
 
 def render_markdown(
