@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ..components import DetectionContext, Params
-from .engine import Backend, InfluenceEngine, InfluenceSettings, get_engine
+from .engine import Backend, Damping, InfluenceEngine, InfluenceSettings, get_engine
 
 __all__ = ["EngineParams", "engine_for"]
 
@@ -14,7 +14,12 @@ class EngineParams(Params):
     """The influence-engine fields every influence detector exposes (defaults sized for a CPU)."""
 
     backend: Backend = Field("ekfac", description="ekfac (paper), kfac, diagonal, identity, trak, exact")
-    damping: float | None = Field(None, ge=0, description="Hessian damping; null = 0.1 x mean eigenvalue")
+    damping: Damping = Field(
+        "heuristic",
+        description="Hessian damping: heuristic = 0.1 x the mean eigenvalue (ours); paper = an absolute "
+        "1e-8 (kronfluence 1.0.1's default, which the paper's code used); or a number >= 0. Absolute "
+        "thresholds (influence-threshold th, delta-influence th != 0) are on the scale it sets",
+    )
     factor_batch_size: int = Field(256, ge=1, description="examples per batch when fitting factors")
     train_batch_size: int = Field(256, ge=1, description="training examples per batch when scoring")
     proj_dim: int = Field(512, ge=8, description="TRAK projection dimension")
