@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .metrics import MAX_ACC_DROP, SUCCESS_PSR
+from .metrics import MAX_ACC_DROP, SUCCESS_PSR, accuracy_kept
 from .rows import RESULTS_FILE
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[st
 def _acc_kept(rows: pd.DataFrame | pd.Series) -> pd.Series | bool:
     """Whether unlearning kept the clean accuracy: at most ``MAX_ACC_DROP`` below the victim's."""
     drop = rows["victim_clean_acc"] - rows["unlearned_clean_acc"]
-    return drop <= MAX_ACC_DROP + 1e-9
+    return accuracy_kept(drop)
 
 
 def render_markdown(

@@ -11,9 +11,14 @@ is then bounded in l_inf or l2 by rescaling (rescaling keeps the spectrum, a cli
 Deviations from the paper (see docs/attacks.md):
 - the trigger is generated, not loaded (the paper's trigger file is not public; docs/attacks.md); Zeng et al. made theirs as a low-pass-filtered universal perturbation too, but with
   a Gaussian frequency window and DeepFool steps instead of a DCT disc and Adam on a targeted loss;
-- ``application: paper`` reproduces the paper's code (normalise -> add trigger -> per-image min-max
-  rescale to [0, 1]) with the trigger given in pixel units and divided by the dataset's std before
-  it is added in normalised space, so one ``eps`` means the same in both modes.
+- ``application: paper`` reproduces the paper's code: normalise, add the trigger, min-max rescale
+  each image to [0, 1], and feed that [0, 1] tensor to the network WITHOUT normalising it again
+  (low-contrast inputs). deltabench's models normalise their own input, so the stored poison is
+  pre-compensated (``u * std + mean``): after the model's normalisation the network sees exactly
+  the paper's tensor ``u``. The trigger is given in pixel units and divided by the dataset's std
+  before it is added in normalised space, so one ``eps`` means the same in every mode.
+- ``application: rescale`` (ours; ``paper`` before version 2): the same rescaled image, then
+  normalised by the model like any other input.
 """
 
 from __future__ import annotations
@@ -65,8 +70,10 @@ def apply_trigger(
 ) -> torch.Tensor:
     """Images ``x`` (N, C, H, W) in [0, 1] carrying ``trigger`` (C, H, W, pixel units).
 
-    ``pixel``: add, then clip to [0, 1]. ``paper``: the paper's code, i.e. normalise with the
-    dataset's mean/std, add ``trigger / std``, and min-max rescale each image to [0, 1].
+    ``pixel``: add, then clip to [0, 1]. ``rescale``: normalise with the dataset's mean/std, add
+    ``trigger / std`` and min-max rescale each image (all channels together) to ``u`` in [0, 1].
+    ``paper``: the network must see ``u`` itself (the paper's code feeds it without normalising), so
+    the result is ``u * std + mean``, which the model's own normalisation maps back to ``u``.
     """
     if mode == "pixel":
         return (x + trigger).clamp(0, 1)
@@ -75,13 +82,15 @@ def apply_trigger(
     z = (x - m) / s + trigger / s[0]
     lo = z.amin(dim=(1, 2, 3), keepdim=True)
     hi = z.amax(dim=(1, 2, 3), keepdim=True)
-    return (z - lo) / (hi - lo).clamp_min(1e-12)
+    u = (z - lo) / (hi - lo).clamp_min(1e-12)
+    return u if mode == "rescale" else u * s + m
 
 
 class FrequencyTrigger(Attack):
     """Smooth low-frequency trigger (Zeng et al. 2021): a low-pass universal perturbation, flipped labels."""
 
     name = "frequency"
+    version = "2"  # 2: application paper feeds the rescaled image un-normalised, as the paper's code
     relative_cost = 2.0  # a clean surrogate plus the perturbation search
 
     class Params(RelabelParams):
@@ -105,10 +114,11 @@ class FrequencyTrigger(Attack):
             le=1.5,
             description="low-pass radius: DCT index / size, so ~1 is the highest frequency along an axis",
         )
-        application: Literal["paper", "pixel"] = Field(
+        application: Literal["paper", "rescale", "pixel"] = Field(
             "paper",
-            description="paper: normalise, add, per-image min-max rescale (the paper's code); "
-            "pixel: add in pixel space and clip to [0, 1]",
+            description="paper: normalise, add, per-image min-max rescale to [0, 1], and the network "
+            "sees that [0, 1] tensor un-normalised (the paper's code); rescale (ours): the same image, "
+            "then normalised by the model; pixel: add in pixel space and clip to [0, 1]",
         )
         steps: int = Field(100, ge=0, description="Adam steps of the universal-perturbation search")
         lr: float = Field(0.05, gt=0, description="Adam step size on the DCT coefficients (pixel units)")

@@ -13,9 +13,12 @@ augmentation (random translation; flips where the recipe flips) while brewing, R
 the one with the lowest matching loss. Poisons are processed in batches; each step averages the
 per-batch losses' gradients (as the reference code does) before the signed Adam update.
 
-Step size: the reference code works in normalised space with ``eps/255/std`` and lr
-``tau = 0.1 * eps/255/std``. A pixel-space perturbation is the normalised one times ``std``, so the
-same step in pixel units is ``0.1 * eps`` with ``eps`` given in pixel units (16/255 by default).
+Step size (``lr_rule``): the reference code (forest, ``signAdam``) uses its "rule 2", Adam lr
+``tau * pbatch / 512 / ensemble`` in normalised units (tau 0.1, pbatch 512: 0.1, i.e. about
+0.36 eps at 16/255 on ImageNet statistics); ``lr_rule: paper`` reproduces it (the perturbation is
+optimised in normalised units, ``delta / std``; ``batch_size`` is pbatch). ``lr_rule: eps`` (ours,
+the default) is ``tau * eps`` in pixel units: 0.1 eps, 3.6x smaller at the paper's settings, and
+independent of the batch size and the ensemble (the digits suites were tuned with it).
 
 Deviations (see docs/attacks.md): the surrogate is the suite's model, not a separately chosen one;
 the target is chosen by the seed among test images of other classes that the surrogate classifies
@@ -96,8 +99,15 @@ class WitchesBrew(Attack):
         eps: float = Field(16 / 255, gt=0, le=1, description="l_inf bound in pixel units")
         steps: int = Field(250, ge=1, description="signed-Adam steps per restart")
         restarts: int = Field(2, ge=1, description="independent brews; the lowest matching loss wins")
-        tau: float = Field(0.1, gt=0, description="step size as a fraction of eps (paper: 0.1)")
-        batch_size: int = Field(128, ge=1, description="poisons per gradient-matching batch")
+        tau: float = Field(0.1, gt=0, description="step size factor (paper: 0.1); see lr_rule")
+        lr_rule: Literal["eps", "paper"] = Field(
+            "eps",
+            description="eps (ours): Adam lr = tau * eps in pixel units; paper: forest's rule 2, lr = tau * "
+            "batch_size / 512 / ensemble in normalised units (0.36 eps at the paper's settings)",
+        )
+        batch_size: int = Field(
+            128, ge=1, description="poisons per gradient-matching batch (paper: pbatch 512)"
+        )
         augment: bool = Field(True, description="differentiable augmentation (recipe's translation/flip)")
         ensemble: int = Field(
             1, ge=1, description="clean surrogates brewed against at once, losses averaged (paper: 1)"
@@ -257,28 +267,40 @@ class WitchesBrew(Attack):
         p = self.params
         rounds = {(k * p.steps) // (p.retrain_rounds + 1) for k in range(1, p.retrain_rounds + 1)}
         n = len(x_p)
+        # Adam works on delta / scale: pixel units (eps rule) or normalised units (forest's rule 2).
+        scale, lr = self._step_units(ctx, x_p)
         delta = (torch.randn(x_p.shape, generator=gen).to(x_p.device) * p.eps).clamp(-p.eps, p.eps)
-        delta = ((x_p + delta).clamp(0, 1) - x_p).requires_grad_(True)
-        opt = torch.optim.Adam([delta], lr=p.tau * p.eps)
+        delta = (((x_p + delta).clamp(0, 1) - x_p) / scale).requires_grad_(True)
+        opt = torch.optim.Adam([delta], lr=lr)
         drops = sorted({max(1, int(p.steps * f)) for f in LR_DROPS})
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=drops, gamma=0.1)
         for step in range(p.steps):
             if step in rounds:
-                surrogates, target_grads = retrain(delta.detach())
+                surrogates, target_grads = retrain(delta.detach() * scale)
             opt.zero_grad(set_to_none=True)
             for start in range(0, n, p.batch_size):
                 sl = slice(start, start + p.batch_size)
-                loss = self._matching_loss(surrogates, x_p[sl] + delta[sl], y_p[sl], target_grads, ctx, gen)
+                loss = self._matching_loss(
+                    surrogates, x_p[sl] + delta[sl] * scale, y_p[sl], target_grads, ctx, gen
+                )
                 loss.backward()
             with torch.no_grad():
                 delta.grad.sign_()
             opt.step()
             sched.step()
             with torch.no_grad():
-                delta.clamp_(-p.eps, p.eps)
-                delta.copy_((x_p + delta).clamp(0, 1) - x_p)
-        delta = delta.detach()
+                pixels = (delta * scale).clamp(-p.eps, p.eps)
+                delta.copy_(((x_p + pixels).clamp(0, 1) - x_p) / scale)
+        delta = delta.detach() * scale
         return delta, self._full_loss(surrogates, x_p + delta, y_p, target_grads)
+
+    def _step_units(self, ctx: AttackContext, x_p: torch.Tensor) -> tuple[torch.Tensor | float, float]:
+        """The unit Adam steps in (pixel-space size of one unit) and its learning rate."""
+        p = self.params
+        if p.lr_rule == "eps":
+            return 1.0, p.tau * p.eps
+        std = torch.tensor(ctx.dataset.std, dtype=x_p.dtype, device=x_p.device).view(-1, 1, 1)
+        return std, p.tau * p.batch_size / 512 / p.ensemble
 
     def _full_loss(self, surrogates, x, y, target_grads) -> float:
         """Matching loss of the whole poison set, batch by batch, without augmentation, averaged

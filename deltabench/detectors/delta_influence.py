@@ -27,7 +27,13 @@ from ..artifacts import Detection, ImageSet
 from ..components import DetectionContext, Detector
 from ..hookspecs import hookimpl
 from ..influence.detector_support import EngineParams, engine_for
-from ..influence.transforms import DETERMINISTIC, apply_transform, available_transforms
+from ..influence.transforms import (
+    DETERMINISTIC,
+    apply_transform,
+    available_transforms,
+    from_network_input,
+    to_network_input,
+)
 from ..leaderboard import Section
 from ..training import predict
 
@@ -52,30 +58,47 @@ def auxiliary_queries(
     rng: np.random.Generator,
     gen: torch.Generator,
     distinct: bool = True,
+    *,
+    style: str = "pixel",
+    labels: str = "with-replacement",
 ) -> tuple[ImageSet, list[str]]:
     """``per_point`` transformed / relabelled queries per affected point, point-major order.
 
     With ``distinct`` (MM and MI), a (deterministic transform, label) pair already drawn for the same
     point is drawn again: a repeat is the same query, so it would count its delta more than once.
+    ``style`` is the transforms' (:func:`~deltabench.influence.transforms.apply_transform`); with
+    ``labels="without-replacement"`` (MM and ML) a point's ``per_point`` labels are all different, as
+    the paper's code drew them on CIFAR-100 (``random.sample``), so there are at most
+    ``num_classes - 1`` queries.
     """
     xs, ys, names = [], [], []
     choices = available_transforms(affected.x.shape[1])
+    relabel = variant in ("MM", "ML")
     for x, y in zip(affected.x, affected.y.tolist(), strict=True):
         others = np.array([c for c in range(num_classes) if c != y])
+        drawn = None
+        if relabel and labels == "without-replacement":
+            if per_point > others.size:
+                raise ValueError(
+                    f"delta-influence: aux_labels without-replacement draws T distinct labels, but only "
+                    f"{others.size} exist besides the target: lower T to {others.size} or draw with replacement"
+                )
+            drawn = rng.choice(others, size=per_point, replace=False)
         used: set[tuple[str, int]] = set()
-        for _ in range(per_point):
+        for j in range(per_point):
             name, y_t = "none", y
             while True:
                 if variant in ("MM", "MI"):
                     name = str(rng.choice(choices))
-                if variant in ("MM", "ML"):
-                    y_t = int(rng.choice(others))
-                # the random transforms always remain, so MM and MI never run out of queries
+                if relabel:
+                    y_t = int(drawn[j]) if drawn is not None else int(rng.choice(others))
+                # the random transforms always remain, so MM and MI never run out of queries; labels
+                # drawn without replacement never repeat
                 if not (distinct and variant != "ML" and (name, y_t) in used):
                     break
             if name in DETERMINISTIC:
                 used.add((name, y_t))
-            xs.append(apply_transform(name, x, rng, gen) if name != "none" else x)
+            xs.append(apply_transform(name, x, rng, gen, style) if name != "none" else x)
             ys.append(y_t)
             names.append(name)
     return ImageSet(torch.stack(xs), torch.tensor(ys, dtype=torch.long)), names
@@ -148,6 +171,17 @@ class DeltaInfluence(Detector):
             description="never repeat a (deterministic transform, label) query for a point (ours; the "
             "paper's code could draw the same query several times)",
         )
+        transforms: Literal["pixel", "paper"] = Field(
+            "pixel",
+            description="pixel (ours): transforms act on the [0, 1] image; paper: on the tensor the "
+            "network sees (normalised), with torchvision's clamping ColorJitter and fixed (5, 9) blur "
+            "kernel, as the paper's code",
+        )
+        aux_labels: Literal["with-replacement", "without-replacement"] = Field(
+            "with-replacement",
+            description="how a point's T labels are drawn (paper: without replacement on CIFAR-100, "
+            "with replacement on CIFAR-10 and Imagenette)",
+        )
         control: int = Field(
             0, ge=0, description="clean target-class control images (ours; 0 = the paper's method)"
         )
@@ -177,9 +211,7 @@ class DeltaInfluence(Detector):
     def detect(self, ctx: DetectionContext) -> Detection:
         p = self.params
         k = len(ctx.affected)
-        aux, names = auxiliary_queries(
-            ctx.affected, ctx.num_classes, p.T, p.variant, ctx.rng, ctx.trainer.generator, p.distinct
-        )
+        aux, names = self._queries(ctx)
         controls = class_controls(ctx, p.control) if p.control else ctx.affected.subset([])
         queries = ImageSet(
             torch.cat([ctx.affected.x, aux.x, controls.x]), torch.cat([ctx.affected.y, aux.y, controls.y])
@@ -228,6 +260,27 @@ class DeltaInfluence(Detector):
                 "aux_transforms": np.array(names),
             },
         )
+
+    def _queries(self, ctx: DetectionContext) -> tuple[ImageSet, list[str]]:
+        """The auxiliary queries as pixel-space inputs; ``paper`` transforms act on the network's input."""
+        p = self.params
+        affected = ctx.affected
+        if p.transforms == "paper":
+            affected = ImageSet(to_network_input(ctx.model, affected.x.cpu()), affected.y)
+        aux, names = auxiliary_queries(
+            affected,
+            ctx.num_classes,
+            p.T,
+            p.variant,
+            ctx.rng,
+            ctx.trainer.generator,
+            p.distinct,
+            style=p.transforms,
+            labels=p.aux_labels,
+        )
+        if p.transforms == "paper":
+            aux = ImageSet(from_network_input(ctx.model, aux.x), aux.y)
+        return aux, names
 
     def _ratio(self, control_mean: np.ndarray, old: np.ndarray, class_members: np.ndarray) -> float:
         """The control / affected ratio above which a flag is removed."""

@@ -15,7 +15,7 @@ import tempfile
 import weakref
 from collections import OrderedDict
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
 import numpy as np
 import torch
@@ -24,11 +24,23 @@ from torch import nn
 
 from ..artifacts import ImageSet
 
-__all__ = ["BACKENDS", "InfluenceSettings", "InfluenceEngine", "get_engine", "clear_engine_cache"]
+__all__ = [
+    "BACKENDS",
+    "PAPER_DAMPING",
+    "Damping",
+    "InfluenceSettings",
+    "InfluenceEngine",
+    "get_engine",
+    "clear_engine_cache",
+]
 
 Backend = Literal["ekfac", "kfac", "diagonal", "identity", "trak", "exact"]
 BACKENDS: tuple[str, ...] = ("ekfac", "kfac", "diagonal", "identity", "trak", "exact")
 KRONFLUENCE_STRATEGIES = ("ekfac", "kfac", "diagonal", "identity")
+# The paper's code calls kronfluence's compute_pairwise_scores without score arguments, so its
+# damping is kronfluence 1.0.1's default ScoreArguments.damping_factor: an absolute 1e-8.
+PAPER_DAMPING = 1e-8
+Damping = Literal["heuristic", "paper"] | Annotated[float, Field(ge=0)]
 
 
 class InfluenceSettings(BaseModel):
@@ -39,11 +51,11 @@ class InfluenceSettings(BaseModel):
     backend: Backend = Field(
         "ekfac", description="ekfac, kfac, diagonal, identity (kronfluence), trak, exact"
     )
-    damping: float | None = Field(
-        None,
-        ge=0,
-        description="damping added to the Hessian approximation; null = 0.1 x its mean eigenvalue "
-        "(kronfluence's heuristic; also used by the exact backend)",
+    damping: Damping = Field(
+        "heuristic",
+        description="damping added to the Hessian approximation: heuristic = 0.1 x its mean eigenvalue "
+        "(kronfluence's heuristic; ours); paper = 1e-8, kronfluence 1.0.1's default damping_factor, "
+        "which the paper's code used; or a number",
     )
     factor_batch_size: int = Field(256, ge=1, description="examples per batch when fitting factors")
     train_batch_size: int = Field(256, ge=1, description="training examples per batch when scoring")
@@ -58,6 +70,13 @@ class InfluenceSettings(BaseModel):
     )
     proj_dim: int = Field(512, ge=8, description="TRAK: dimension of the random gradient projection")
     seed: int = Field(0, description="seed of sampled Fisher labels (kronfluence) and projections (TRAK)")
+
+    @property
+    def damping_value(self) -> float | None:
+        """The absolute damping, or None for the heuristic (0.1 x the mean eigenvalue)."""
+        if self.damping == "heuristic":
+            return None
+        return PAPER_DAMPING if self.damping == "paper" else float(self.damping)
 
 
 class _Backend(Protocol):

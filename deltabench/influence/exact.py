@@ -76,7 +76,7 @@ class ExactBackend:
             h_out = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
             hess += torch.einsum("bcp,bcd,bdq->pq", jf, h_out, jf)
         hess /= len(self.train)
-        damping = self.settings.damping
+        damping = self.settings.damping_value
         if damping is None:
             damping = 0.1 * float(torch.linalg.eigvalsh(hess).mean())
         hess += damping * torch.eye(p_total, dtype=torch.float64, device=self.device)

@@ -110,7 +110,7 @@ class KronfluenceBackend:
                 train_dataset=self.train_ds,
                 per_device_query_batch_size=len(queries),
                 per_device_train_batch_size=self.settings.train_batch_size,
-                score_args=ScoreArguments(damping_factor=self.settings.damping),
+                score_args=ScoreArguments(damping_factor=self.settings.damping_value),
                 overwrite_output_dir=True,
             )
         self.train_examples_last_score = self.task.train_examples

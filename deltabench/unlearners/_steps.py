@@ -42,6 +42,11 @@ class Batches:
         self._pass: tuple[torch.Tensor, ...] = ()
         self._pos = 0
 
+    @property
+    def per_pass(self) -> int:
+        """Batches in one pass over the set: ceil(n / batch_size)."""
+        return -(-len(self.data) // self.batch_size)
+
     def next(self, device: torch.device, extra: torch.Tensor | None = None):
         if self._pos >= len(self._pass):
             self._pass = even_batches(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch.nn.functional as F
 from pydantic import Field
@@ -18,34 +18,42 @@ from ._steps import Batches, CodeOptimizerParams, code_optimizer, distill_kl, fr
 class Scrub(Unlearner):
     """SCRUB: move away from a frozen victim copy on the forget set, stay close on the retained set.
 
-    Rounds of ``max_steps`` ascent steps on forget batches, then ``min_steps`` descent steps on
-    retained batches (loss CE + alpha * KL * T^2), until ``steps`` optimiser steps in all (40 in the
-    code; ascent steps count). The code loops over whole epochs (one pass over the forget set, then
-    one over the retained set, stopping at step 40): on CIFAR its 500-point forget set is one batch
-    of 512 and a retained pass is ~97 batches, so it ran 1 ascent step then 39 descent steps. The
-    defaults (``max_steps=1``, ``min_steps`` null = all remaining steps) reproduce that schedule
-    whatever the set sizes; ``max_steps`` / ``min_steps`` set shorter alternating rounds. Ascent loss:
-    ``max_loss="kl"`` maximises KL(teacher || student) * T^2 (the SCRUB paper; its gradient would
-    vanish if the outputs agreed, but the student runs in train mode (batch statistics) and the
-    teacher in eval mode, so the first ascent step already moves the student);
-    ``"ce+kl"`` maximises CE + alpha * KL * T^2, which is what the corrective-unlearning code that the
-    Δ-Influence authors ran negates. SGD momentum 0.9, weight decay 5e-4, lr 0.025 decaying linearly
-    (see ``_steps.code_optimizer``), kd_T = 4, alpha = 0.001. Batch 128 (ours: the code used 512 on
-    50k CIFAR images, 0.4 epochs in 40 steps; on the 1.3k digits 512 would be 16 passes and cost 3x
-    more). Batches are augmented with the recipe's translation / flips; the student is in train mode
-    (as the code). An empty forget set returns the victim unchanged.
+    Rounds of ascent steps on forget batches, then descent steps on retained batches (loss CE +
+    alpha * KL * T^2), until ``steps`` optimiser steps in all (40 in the code; ascent steps count).
+    As the code (the corrective-unlearning ``Scrub`` the Δ-Influence authors ran): a round's ascent
+    phase is one pass over the forget set (``max_steps: pass`` = ceil(|F| / batch_size) steps; the
+    code's batch is 512), and an ascent step maximises the descent loss, CE + alpha * KL * T^2 on the
+    forget batch (``max_loss: ce+kl``). The descent phase is all remaining steps by default
+    (``min_steps`` null): on CIFAR a retained pass is ~97 batches of 512, longer than the 39 steps
+    left, so the code never reached a second round; ``min_steps: pass`` is one pass over the
+    retained set, the code's rule on sets small enough for several rounds. ``max_loss: kl``
+    (version 2's default) maximises KL(teacher || student) * T^2 alone, as the SCRUB paper; a number
+    of ``max_steps`` sets that many ascent steps per round (1 was version 2's default). SGD momentum
+    0.9, weight decay 5e-4, lr 0.025 decaying linearly (see ``_steps.code_optimizer``), kd_T = 4,
+    alpha = 0.001. Batch 128 (ours: the code used 512 on 50k CIFAR images, 0.4 epochs in 40 steps;
+    on the 1.3k digits 512 would be 16 passes and cost 3x more). Batches are augmented with the
+    recipe's translation / flips (ours: the code's were not); the student is in train mode (as the
+    code). An empty forget set returns the victim unchanged.
     """
 
     name = "scrub"
-    version = "2"  # 2: channels-last steps (same maths, different float rounding)
+    version = "3"  # 3: ascent on CE + alpha KL, one pass over the forget set per round (the code)
 
     class Params(CodeOptimizerParams):
         steps: int = Field(40, ge=1, description="optimiser steps in all (ascent + descent)")
-        max_steps: int = Field(1, ge=0, description="ascent steps (forget set) per round")
-        min_steps: int | None = Field(
-            None, ge=1, description="descent steps (retained set) per round; null = all remaining steps"
+        max_steps: Annotated[int, Field(ge=0)] | Literal["pass"] = Field(
+            "pass",
+            description="ascent steps (forget set) per round; pass = one pass over the forget set, "
+            "ceil(|F| / batch_size) (the code)",
         )
-        max_loss: Literal["kl", "ce+kl"] = Field("kl", description="what ascent steps maximise")
+        min_steps: Annotated[int, Field(ge=1)] | Literal["pass"] | None = Field(
+            None,
+            description="descent steps (retained set) per round; null = all remaining steps; pass = "
+            "one pass over the retained set (the code's rule)",
+        )
+        max_loss: Literal["kl", "ce+kl"] = Field(
+            "ce+kl", description="what ascent steps maximise: ce+kl (the code) or kl (the SCRUB paper)"
+        )
         kd_T: float = Field(4.0, gt=0, description="distillation temperature")
         alpha: float = Field(0.001, ge=0, description="weight of the KL term in descent steps")
 
@@ -64,8 +72,11 @@ class Scrub(Unlearner):
         frozen(teacher)
         forget = Batches(ctx.train.subset(ctx.forget), p.batch_size, gen, rec.translate, rec.hflip)
         retain = Batches(ctx.train.subset(ctx.retain), p.batch_size, gen, rec.translate, rec.hflip)
-        n_max = p.max_steps
-        n_min = max(1, p.steps - n_max) if p.min_steps is None else p.min_steps
+        n_max = forget.per_pass if p.max_steps == "pass" else p.max_steps
+        if p.min_steps is None:
+            n_min = max(1, p.steps - n_max)
+        else:
+            n_min = retain.per_pass if p.min_steps == "pass" else p.min_steps
         if len(ctx.retain) == 0:
             n_min = 0
         if n_max + n_min == 0:

@@ -29,7 +29,7 @@ def test_apply_trigger_modes_stay_in_pixel_range():
     t = torch.full((3, 8, 8), 0.6)
     pix = apply_trigger(x, t, "pixel", (0.5,) * 3, (0.25,) * 3)
     assert torch.allclose(pix, (x + 0.6).clamp(0, 1))
-    paper = apply_trigger(x, t, "paper", (0.5,) * 3, (0.25,) * 3)
+    paper = apply_trigger(x, t, "rescale", (0.5,) * 3, (0.25,) * 3)
     # Per-image min-max rescale: every image spans exactly [0, 1]; a constant trigger then cancels.
     assert torch.allclose(paper.amin(dim=(1, 2, 3)), torch.zeros(5), atol=1e-6)
     assert torch.allclose(paper.amax(dim=(1, 2, 3)), torch.ones(5), atol=1e-6)
