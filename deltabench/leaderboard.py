@@ -7,6 +7,7 @@ that component's plugin through the ``leaderboard_sections`` hook.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ import pandas as pd
 
 from .metrics import MAX_ACC_DROP, SUCCESS_PSR, accuracy_kept
 from .rows import RESULTS_FILE
+from .stats import mean_interval, wilson_interval
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -45,17 +47,23 @@ def load_results(folder: str | Path) -> pd.DataFrame:
     return frame.drop_duplicates("cell_id") if "cell_id" in frame else frame
 
 
-def _mean_sd(series: pd.Series, scale: float = 100.0, digits: int = 1) -> str:
-    values = series.dropna().astype(float) * scale
-    if values.empty:
-        return "-"
-    if len(values) == 1:
-        return f"{values.iloc[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+def _mean_ci(series: pd.Series, scale: float = 100.0, digits: int = 1) -> str:
+    """Mean over victims with its Student-t 95 % interval, e.g. ``"97.8 [95.1, 100.0]"``; shares
+    (``scale`` 100) are cut to [0, 100] %, counts and seconds to >= 0."""
+    iv = mean_interval(series.dropna().astype(float).to_numpy())
+    return iv.clipped(0.0, 1.0 if scale == 100.0 else math.inf).format(scale, digits)
+
+
+def _count_ci(hits: pd.Series) -> str:
+    """``"k/n"`` with the Wilson 95 % interval of the share, in %."""
+    k, n = int(hits.sum()), len(hits)
+    iv = wilson_interval(k, n)
+    return f"{k}/{n} [{iv.low * 100:.0f}, {iv.high * 100:.0f}]" if n else "-"
 
 
 def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str, pd.DataFrame]:
-    """Victim, detection, unlearning and Figure-3 tables (means ± sd over seeds, in %)."""
+    """Victim, detection, unlearning and Figure-3 tables: means over victims with Student-t 95 %
+    intervals, success counts with Wilson 95 % intervals (in %)."""
     ok = frame[frame["status"] == "ok"]
     tables: dict[str, pd.DataFrame] = {}
     # victims whose attack did not take have only skipped rows, but belong in the victim table
@@ -67,10 +75,10 @@ def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[st
             lambda g: pd.Series(
                 {
                     "seeds": g["seed"].nunique(),
-                    "poisons": _mean_sd(g["n_poisons"], 1, 0),
-                    "clean model acc %": _mean_sd(g["clean_model_acc"]),
-                    "victim acc %": _mean_sd(g["victim_clean_acc"]),
-                    "victim PSR %": _mean_sd(g["victim_psr"]),
+                    "poisons": _mean_ci(g["n_poisons"], 1, 0),
+                    "clean model acc %": _mean_ci(g["clean_model_acc"]),
+                    "victim acc %": _mean_ci(g["victim_clean_acc"]),
+                    "victim PSR %": _mean_ci(g["victim_psr"]),
                 }
             ),
             include_groups=False,
@@ -83,11 +91,11 @@ def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[st
         .apply(
             lambda g: pd.Series(
                 {
-                    "flagged": _mean_sd(g["flagged"], 1, 0),
-                    "true poisons": _mean_sd(g["true_poisons_flagged"], 1, 0),
-                    "precision %": _mean_sd(g["precision"]),
-                    "recall %": _mean_sd(g["recall"]),
-                    "detect s": _mean_sd(g["detect_s"], 1, 1),
+                    "flagged": _mean_ci(g["flagged"], 1, 0),
+                    "true poisons": _mean_ci(g["true_poisons_flagged"], 1, 0),
+                    "precision %": _mean_ci(g["precision"]),
+                    "recall %": _mean_ci(g["recall"]),
+                    "detect s": _mean_ci(g["detect_s"], 1, 1),
                 }
             ),
             include_groups=False,
@@ -99,10 +107,10 @@ def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[st
         .apply(
             lambda g: pd.Series(
                 {
-                    "PSR %": _mean_sd(g["unlearned_psr"]),
-                    "clean acc %": _mean_sd(g["unlearned_clean_acc"]),
-                    "successes": f"{int(g['success'].astype(bool).sum())}/{len(g)}",
-                    "with acc kept": f"{int((g['success'].astype(bool) & _acc_kept(g)).sum())}/{len(g)}",
+                    "PSR %": _mean_ci(g["unlearned_psr"]),
+                    "clean acc %": _mean_ci(g["unlearned_clean_acc"]),
+                    "successes": _count_ci(g["success"].astype(bool)),
+                    "with acc kept": _count_ci(g["success"].astype(bool) & _acc_kept(g)),
                 }
             ),
             include_groups=False,
@@ -142,7 +150,10 @@ def render_markdown(
     parts = [f"# {title}", ""]
     seeds = frame["seed"].nunique()
     parts.append(
-        f"{len(frame)} rows, {seeds} seed(s); means ± sd over seeds. PSR = poison success rate; "
+        f"{len(frame)} rows, {seeds} seed(s). Means are over victims (one per seed) with a Student-t 95 % "
+        "interval in brackets; counts k/n carry a Wilson 95 % interval of the share (in %). With 3 "
+        "victims these intervals are wide: read differences only where they do not overlap, and use "
+        "`deltabench compare` for paired tests. PSR = poison success rate; "
         f"✓ = PSR below {SUCCESS_PSR:.0%} after unlearning with clean accuracy kept (at most "
         f"{MAX_ACC_DROP * 100:.0f} points below the victim's); ⚠ = PSR below {SUCCESS_PSR:.0%} but the "
         "accuracy was not kept; ✗ = PSR not below it. `successes` counts PSR below "

@@ -42,6 +42,12 @@ class Interval:
         """Whether ``value`` lies outside the interval (a significant difference from it)."""
         return bool(self.low > value or self.high < value)
 
+    def clipped(self, low: float, high: float) -> Interval:
+        """The interval cut to a quantity's range (a t-interval of shares can pass 0 or 1)."""
+        if math.isnan(self.low):
+            return self
+        return Interval(self.estimate, max(self.low, low), min(self.high, high), self.n)
+
     def format(self, scale: float = 1.0, digits: int = 1) -> str:
         """``"12.3 [10.1, 14.5]"``, or the bare estimate when there is no interval."""
         if math.isnan(self.estimate):

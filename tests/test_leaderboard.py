@@ -34,13 +34,13 @@ def test_tables_average_over_seeds_and_mark_success():
     assert fig.loc["oracle", "badnet"].startswith("✓ 1.0")  # mean PSR 1 % < 5 %
     assert fig.loc["spectral", "badnet"].startswith("✗ 70.0")
     det = tables["detection"].set_index("detector")
-    assert det.loc["spectral", "recall %"] == "50.0 ± 0.0"
+    assert det.loc["spectral", "recall %"] == "50.0 [50.0, 50.0]"  # no spread: a zero-width t-interval
     unl = tables["unlearning"].set_index(["detector", "unlearner"])
-    assert unl.loc[("oracle", "eu"), "successes"] == "2/2"
-    assert unl.loc[("oracle", "eu"), "with acc kept"] == "2/2"  # 1 point below the victim
+    assert unl.loc[("oracle", "eu"), "successes"] == "2/2 [34, 100]"  # Wilson: 1 - z^2 / (2 + z^2)
+    assert unl.loc[("oracle", "eu"), "with acc kept"] == "2/2 [34, 100]"  # 1 point below the victim
     # PSR 0 at 10-12% accuracy: the paper's PSR mark, but not a kept model
-    assert unl.loc[("oracle", "ssd"), "successes"] == "2/2"
-    assert unl.loc[("oracle", "ssd"), "with acc kept"] == "0/2"
+    assert unl.loc[("oracle", "ssd"), "successes"] == "2/2 [34, 100]"
+    assert unl.loc[("oracle", "ssd"), "with acc kept"] == "0/2 [0, 66]"
     assert success_counts(_rows()).to_dict() == {"oracle": 1, "spectral": 0}
     ssd = summary_tables(_rows(), figure_unlearner="ssd")["figure3"].set_index("detector")
     assert ssd.loc["oracle", "badnet"].startswith("⚠ 0.0 / 11.0")

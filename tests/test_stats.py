@@ -54,6 +54,11 @@ def test_mcnemar_exact_known_answer():
     assert mcnemar_exact([True, False], [True, False]).p_value == 1.0
 
 
+def test_clipped_interval_stays_in_range():
+    iv = mean_interval([0.95, 1.0, 1.0]).clipped(0.0, 1.0)
+    assert iv.high == 1.0 and iv.low < 0.95 and iv.estimate == pytest.approx(0.98333, abs=1e-4)
+
+
 def test_interval_excludes():
     assert Interval(0.1, 0.05, 0.2, 3).excludes(0.0)
     assert not Interval(0.1, -0.05, 0.2, 3).excludes(0.0)
