@@ -45,6 +45,7 @@ _set_test_threads()
 def pytest_report_header() -> str:
     return f"torch threads: {torch.get_num_threads()} (set {THREADS_VARIABLE} to change)"
 
+
 FAST_RECIPE = TrainingRecipe(epochs=12, batch_size=128, lr=0.1, translate=1, hflip=False)
 
 

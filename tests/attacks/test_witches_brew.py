@@ -51,14 +51,15 @@ def test_default_budget_is_a_tenth_capped_by_the_class(digits):
 
 
 def test_brewing_aligns_the_gradients_and_is_deterministic(digits):
-    a = brew(digits, seed=2, restarts=2, steps=24)
-    b = brew(digits, seed=2, restarts=2, steps=24)
+    a = brew(digits, seed=2, restarts=2, steps=24, eps=64 / 255)
+    b = brew(digits, seed=2, restarts=2, steps=24, eps=64 / 255)
     assert torch.equal(a.train.x, b.train.x) and np.array_equal(a.poison_indices, b.poison_indices)
     assert a.info["target_index"] == b.info["target_index"]
     assert a.info["matching_loss"] == min(a.info["restart_losses"]) and len(a.info["restart_losses"]) == 2
-    # Clean intended-class images already pull the head the same way; brewing must align it more
-    # (24 signed-Adam steps on 4-epoch surrogates: measured 0.92 of the clean loss).
-    assert a.info["matching_loss"] < 0.95 * a.info["clean_matching_loss"]
+    # Clean intended-class images already pull the head the same way; brewing must align it more.
+    # 24 signed-Adam steps on 4-epoch surrogates at eps 64/255: measured 0.75 of the clean loss
+    # (seed 2, both restarts 0.75) and 0.45 (seed 3); at the default 16/255 only 0.92, too near 1.
+    assert a.info["matching_loss"] < 0.9 * a.info["clean_matching_loss"]
     c = brew(digits, seed=3)
     assert c.info["target_index"] != a.info["target_index"] or not torch.equal(c.train.x, a.train.x)
 
