@@ -71,3 +71,7 @@ def test_a_suite_runs_with_the_example_detector(plugin_env, tmp_path):
     row = pd.read_csv(tmp_path / "out" / "results.csv").iloc[0]
     assert row["detector"] == "high-loss" and row["status"] == "ok"
     assert row["flagged"] == round(0.1 * row["n_train"])
+    report = (tmp_path / "out" / "leaderboard.md").read_text()  # the plugin's own section, no core change
+    section = report.split("## High-loss: share flagged and recall, per attack")[1]
+    badnet = next(line for line in section.splitlines() if line.startswith("| badnet"))
+    assert f"{row['flagged'] / row['n_train']:.3f}" in badnet and f"{row['recall']:.3f}" in badnet

@@ -31,3 +31,18 @@ class HighLoss(Detector):
 @hookimpl
 def register_detectors(register):
     register(HighLoss)
+
+
+@hookimpl
+def leaderboard_sections(frame, stages):
+    """Its own leaderboard section: the share of the training set it flags against its recall."""
+    from deltabench.leaderboard import Section
+
+    ok = frame[(frame["detector"] == HighLoss.name) & (frame["status"] == "ok")]
+    if ok.empty:
+        return []
+    victims = ok.drop_duplicates(["attack", "seed"]).assign(share=lambda f: f["flagged"] / f["n_train"])
+    table = victims.groupby("attack").agg(
+        victims=("seed", "nunique"), flagged=("share", "mean"), recall=("recall", "mean")
+    )
+    return [Section("High-loss: share flagged and recall, per attack", table.reset_index(), ".3f")]
