@@ -193,7 +193,7 @@ class DetectionContext:
 
     ``affected`` holds the affected test input(s) found after deployment, labelled with the class
     the victim wrongly predicts (the attacker's target). ``rng`` and the trainer's generator are
-    seeded by the runner. ``reference`` is clean labelled data the defender holds (the runner passes
+    seeded by the runner. ``clean_holdout`` is clean labelled data the defender holds (the runner passes
     the dataset's clean test set); a detector that reads it says so in its docs. ``true_poisons``
     holds the attack's poison indices only for a detector whose class sets ``sees_true_poisons``
     (a reference row such as the oracle, never a method), else ``None``.
@@ -205,7 +205,7 @@ class DetectionContext:
     num_classes: int
     rng: np.random.Generator
     trainer: Trainer
-    reference: ImageSet | None = None
+    clean_holdout: ImageSet | None = None
     true_poisons: np.ndarray | None = None
 
     @property

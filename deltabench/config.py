@@ -44,6 +44,9 @@ __all__ = [
     "suite_from_dict",
 ]
 
+#: suite keys of earlier releases -> their names now, so an old suite gets told what to write
+RENAMED_KEYS = {"clean_reference": "clean_model"}
+
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, mps"
 
 
@@ -81,7 +84,7 @@ class SuiteSettings(BaseModel):
     references: bool = Field(
         True, description="add the reference components (the oracle detector, the none unlearner)"
     )
-    clean_reference: bool = Field(True, description="also train a clean model per seed, for comparison")
+    clean_model: bool = Field(True, description="also train a clean model per seed, for comparison")
     threads: int = Field(
         1,
         ge=1,
@@ -231,6 +234,8 @@ def _describe(error: dict, root: type[BaseModel], prefix: tuple = ()) -> str:
     if kind == "extra_forbidden":
         parent = _model_at(root, loc[:-1])
         allowed = list(parent.model_fields) if parent else []
+        if parent is not None and issubclass(parent, SuiteSettings) and loc[-1] in RENAMED_KEYS:
+            return f"{where}: '{loc[-1]}' was renamed; write '{RENAMED_KEYS[loc[-1]]}' instead"
         text = f"{where}: unknown key '{loc[-1]}'{did_you_mean(str(loc[-1]), allowed)}"
         return text + (f" (allowed: {', '.join(allowed)})" if allowed else "")
     if kind == "missing":

@@ -25,7 +25,7 @@ from .metrics import SUCCESS_PSR, detection_metrics
 if TYPE_CHECKING:
     from .config import ComponentSpec
     from .runner import Job
-    from .stages import CleanReferenceStage, DetectionStage, PoisonedStage, UnlearningStage, VictimStage
+    from .stages import CleanModelStage, DetectionStage, PoisonedStage, UnlearningStage, VictimStage
 
 __all__ = [
     "RESULTS_FILE",
@@ -112,7 +112,7 @@ def cell_row(
     *,
     poisoned: PoisonedStage | None = None,
     victim: VictimStage | None = None,
-    clean: CleanReferenceStage | None = None,
+    clean: CleanModelStage | None = None,
     detection: DetectionStage | None = None,
     unlearning: UnlearningStage | None = None,
     status: str = "ok",

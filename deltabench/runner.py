@@ -63,7 +63,7 @@ def run_job(job: Job, registry: Registry | None = None) -> list[dict[str, Any]]:
         upstream = {
             "poisoned": stages.poisoned(),
             "victim": stages.victim(),
-            "clean": stages.clean_reference(),
+            "clean": stages.clean_model(),
         }
     except Exception as exc:  # the attack or the victim failed: every cell of the job fails
         err = error_text(exc)
@@ -131,7 +131,7 @@ def plan_jobs(parsed: ParsedSuite, *, fresh: bool = False) -> list[Job]:
             device=s.device,
             cache_dir=s.cache,
             affected_points=s.affected_points,
-            clean_reference=s.clean_reference,
+            clean_model=s.clean_model,
             threads=s.threads,
             stage_timeout=s.stage_timeout,
             fresh=fresh,

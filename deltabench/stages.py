@@ -4,7 +4,7 @@ A :class:`Setting` (dataset, model, attack, seed, training recipe, ...) determin
 
     attack   -> PoisonedStage        poisoned training set, triggered test set, poison indices
     victim   -> VictimStage          weights trained on it, clean accuracy, PSR, affected points
-    clean    -> CleanReferenceStage  accuracy of a model trained on the clean set (optional)
+    clean    -> CleanModelStage  accuracy of a model trained on the clean set (optional)
     detect   -> DetectionStage       one detector's flagged set
     unlearn  -> UnlearningStage      one unlearner applied to one detector's flagged set
 
@@ -51,7 +51,7 @@ from .training import Trainer, TrainingRecipe, predict
 __all__ = [
     "CORE_MODULES",
     "CORE_VERSION",
-    "CleanReferenceStage",
+    "CleanModelStage",
     "DetectionStage",
     "PoisonedStage",
     "Setting",
@@ -178,7 +178,7 @@ class VictimStage:
 
 @storable
 @dataclass
-class CleanReferenceStage:
+class CleanModelStage:
     """A model trained on the clean training set, for comparison: its clean accuracy."""
 
     key: str
@@ -207,7 +207,7 @@ class UnlearningStage:
     cost: StageCost
 
 
-R = TypeVar("R", PoisonedStage, VictimStage, CleanReferenceStage, DetectionStage, UnlearningStage)
+R = TypeVar("R", PoisonedStage, VictimStage, CleanModelStage, DetectionStage, UnlearningStage)
 
 
 @dataclass(kw_only=True)
@@ -220,7 +220,7 @@ class Setting:
     seed: int
     training: dict[str, Any]
     affected_points: int = 1
-    clean_reference: bool = True
+    clean_model: bool = True
     device: str = "cpu"
     cache_dir: str = ".deltabench/cache"
     threads: int = 1
@@ -343,14 +343,14 @@ class Stages:
             self._victim_model = model.eval()
         return self._victim_model
 
-    def clean_reference(self) -> CleanReferenceStage | None:
-        if not self.setting.clean_reference:
+    def clean_model(self) -> CleanModelStage | None:
+        if not self.setting.clean_model:
             return None
 
-        def compute(key: str) -> CleanReferenceStage:
+        def compute(key: str) -> CleanModelStage:
             _, gen = _seeded(self._clean_id)
             model = self.trainer(gen).fit_new(self.dataset.train, desc="clean model")
-            return CleanReferenceStage(key, accuracy(model, self.dataset.test), StageCost())
+            return CleanModelStage(key, accuracy(model, self.dataset.test), StageCost())
 
         return self._staged("clean", self._clean_id, compute)
 
@@ -374,7 +374,7 @@ class Stages:
             num_classes=self.dataset.num_classes,
             rng=rng,
             trainer=self.trainer(gen),
-            reference=self.dataset.test,
+            clean_holdout=self.dataset.test,
             true_poisons=data.poison_indices.copy() if detector.sees_true_poisons else None,
         )
 

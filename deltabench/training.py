@@ -1,4 +1,4 @@
-"""The training loop every stage shares: victims, clean references, retraining, fine-tuning.
+"""The training loop every stage shares: victims, clean models, retraining, fine-tuning.
 
 It keeps the whole training set as one tensor on the device and draws batches by indexing, with
 the augmentation (random translation, horizontal flip) done batch-wise on the device. For the small

@@ -55,7 +55,7 @@ def engine_suite(folder: Path, executor: dict, seeds: list[int] | None = None) -
         "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
         "detectors": ["spectral"],
         "unlearners": ["eu"],
-        "clean_reference": False,
+        "clean_model": False,
         "executor": executor,
     }
 

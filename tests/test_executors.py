@@ -98,7 +98,7 @@ def killme_suite(tmp_path: Path, name: str, executor: str) -> Path:
         "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
         "detectors": ["spectral"],
         "unlearners": ["eu"],
-        "clean_reference": False,
+        "clean_model": False,
         "executor": {"name": executor, "params": {"workers": 2} if executor == "processes" else {}},
     }
     path = tmp_path / f"{name}.yaml"

@@ -28,7 +28,7 @@ def ctx_for(victim, seed: int = 0) -> DetectionContext:
     )
 
 
-def fresh_ctx(victim, affected=None, reference: bool = False) -> DetectionContext:
+def fresh_ctx(victim, affected=None, clean_holdout: bool = False) -> DetectionContext:
     """A context with freshly seeded generators: two detections from it draw the same queries."""
     ctx = DetectionContext(
         victim.model,
@@ -38,8 +38,8 @@ def fresh_ctx(victim, affected=None, reference: bool = False) -> DetectionContex
         np.random.default_rng(0),
         make_trainer(victim.dataset, 0),
     )
-    if reference:
-        ctx.reference = victim.dataset.test
+    if clean_holdout:
+        ctx.clean_holdout = victim.dataset.test
     return ctx
 
 
@@ -258,7 +258,7 @@ def test_class_control_keeps_the_poisons_and_spares_clean_target_class_points(ba
     n = len(v.poisoned.train)
 
     def detect(**params):
-        return DeltaInfluence(T=30, **params).detect(fresh_ctx(v, reference=True))
+        return DeltaInfluence(T=30, **params).detect(fresh_ctx(v, clean_holdout=True))
 
     base, controlled = detect(), detect(control=8)
     # The controls are drawn after the auxiliary queries, so both detections draw the same queries;
@@ -292,7 +292,7 @@ def test_class_median_control_calibrates_the_ratio_on_the_class(badnet_victim):
     v = badnet_victim
 
     def detect(**params):
-        return DeltaInfluence(T=30, control=8, **params).detect(fresh_ctx(v, reference=True))
+        return DeltaInfluence(T=30, control=8, **params).detect(fresh_ctx(v, clean_holdout=True))
 
     raw, calibrated = detect(), detect(control_score="class-median")
     # same queries and controls (one rng draw order): only the threshold differs
@@ -331,6 +331,6 @@ def test_class_control_needs_reference_data(badnet_victim):
     ctx = ctx_for(badnet_victim)
     with pytest.raises(ValueError, match="reference"):
         DeltaInfluence(T=3, control=4).detect(ctx)
-    ctx.reference = badnet_victim.dataset.test.subset(np.arange(5))
+    ctx.clean_holdout = badnet_victim.dataset.test.subset(np.arange(5))
     with pytest.raises(ValueError, match="classified correctly"):
         DeltaInfluence(T=3, control=40).detect(ctx)

@@ -75,7 +75,7 @@ def test_influence_collapse_table_from_a_real_run(tmp_path):
         "datasets": ["digits"], "models": ["small-cnn"], "training": {"epochs": 8, "translate": 1, "hflip": False},
         "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
         "detectors": [{"name": "delta-influence", "params": {"T": 10}}], "unlearners": ["none"],
-        "references": False, "clean_reference": False,
+        "references": False, "clean_model": False,
     }  # fmt: skip
     registry = default_registry()
     summary = run_suite(suite_from_dict(suite, registry), registry=registry)

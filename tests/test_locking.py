@@ -65,7 +65,7 @@ def suite(tmp_path: Path, seeds: list[int]) -> dict:
         "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
         "detectors": ["spectral"],
         "unlearners": ["none"],
-        "clean_reference": False,
+        "clean_model": False,
     }
 
 

@@ -59,7 +59,7 @@ def test_a_suite_runs_with_the_example_detector(plugin_env, tmp_path):
         "detectors": [{"name": "high-loss", "params": {"fraction": 0.1}}],
         "unlearners": ["none"],
         "references": False,
-        "clean_reference": False,
+        "clean_model": False,
     }
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))

@@ -33,7 +33,7 @@ def tiny_suite(tmp_path: Path, **changes) -> dict:
         "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
         "detectors": ["spectral"],
         "unlearners": ["eu"],
-        "clean_reference": False,
+        "clean_model": False,
     }
     suite.update(changes)
     return suite

@@ -76,7 +76,7 @@ def tiny(tmp_path: Path, **changes) -> dict:
         "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
         "detectors": ["oracle"],
         "unlearners": ["none"],
-        "clean_reference": False,
+        "clean_model": False,
     }
     suite.update(changes)
     return suite

@@ -111,14 +111,14 @@ def collapse_flags(delta: np.ndarray, th: float, n_tolerate: int) -> tuple[np.nd
 
 
 def class_controls(ctx: DetectionContext, per_point: int) -> ImageSet:
-    """``per_point`` clean reference images of each affected point's label that the victim gets right.
+    """``per_point`` clean images of each affected point's label that the victim gets right.
 
     Point-major order, like the auxiliary queries. Drawn with ``ctx.rng`` after the auxiliary
     queries, so switching the control on leaves those queries unchanged.
     """
-    ref = ctx.reference
+    ref = ctx.clean_holdout
     if ref is None:
-        raise ValueError("delta-influence with control > 0 needs clean reference data (ctx.reference)")
+        raise ValueError("delta-influence with control > 0 needs clean labelled data (ctx.clean_holdout)")
     correct = predict(ctx.model, ref.x) == ref.y.cpu()
     picks = []
     for label in ctx.affected.y.tolist():
