@@ -327,9 +327,9 @@ def test_class_median_control_calibrates_the_ratio_on_the_class(badnet_victim):
     np.testing.assert_array_equal(pooled.flagged, calibrated.flagged)
 
 
-def test_class_control_needs_reference_data(badnet_victim):
+def test_class_control_needs_clean_holdout_data(badnet_victim):
     ctx = ctx_for(badnet_victim)
-    with pytest.raises(ValueError, match="reference"):
+    with pytest.raises(ValueError, match="clean_holdout"):
         DeltaInfluence(T=3, control=4).detect(ctx)
     ctx.clean_holdout = badnet_victim.dataset.test.subset(np.arange(5))
     with pytest.raises(ValueError, match="classified correctly"):
