@@ -84,8 +84,8 @@ def test_digits_attack_suite_validates():
 
 
 def _shrink(data: dict, name: str, root: Path, out: Path, decoy: int) -> dict:
-    """The suite on tiny learnable files with the small CNN, a few epochs and cheap attack searches;
-    its detectors and unlearners and their parameters are kept."""
+    """The suite on tiny learnable files with the small CNN, a few epochs, short attack searches and
+    short SCRUB / bad-teacher runs; its detectors and unlearners and their other parameters are kept."""
     data = copy.deepcopy(data)
     dataset = data["datasets"][0]
     dataset["params"] = {**dataset["params"], "root": str(root), "download": False}
@@ -100,9 +100,13 @@ def _shrink(data: dict, name: str, root: Path, out: Path, decoy: int) -> dict:
         # a fixed target that the victim gives the intended class (the decoy), so the run has an
         # affected point on any machine; the paper draws target and intended class from the seed
         attack.update(steps=2, restarts=1, target_index=decoy, intended_class=DECOY_CLASS)
+    for unlearner in data["unlearners"]:  # SCRUB and bad teacher: 4 of their 40 steps
+        if isinstance(unlearner, dict) and unlearner["name"] in ("scrub", "bad-teacher"):
+            unlearner["params"] = {**unlearner["params"], "steps": 4}
     data.update(
         models=["small-cnn"],
-        training={**data["training"], "epochs": 8},
+        # batch 32: enough SGD steps for 100 tiny classes to be learnt in 8 epochs
+        training={**data["training"], "epochs": 8, "batch_size": 32},
         output=str(out / "leaderboard"),
         cache=str(out / "cache"),
         executor={"name": "local"},
