@@ -95,7 +95,8 @@ def _shrink(data: dict, name: str, root: Path, out: Path, decoy: int) -> dict:
         dataset["params"]["size"] = 24
     attack = data["attacks"][0]["params"]
     if name == "paper-frequency-cifar100":
-        attack.update(steps=2)
+        # a 3x stronger trigger: at eps 0.1 the attack took under 2 torch/BLAS threads but not under 1
+        attack.update(steps=2, eps=0.3)
     if name == "paper-witchesbrew-imagenette":
         # a fixed target that the victim gives the intended class (the decoy), so the run has an
         # affected point on any machine; the paper draws target and intended class from the seed
