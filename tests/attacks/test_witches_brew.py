@@ -80,9 +80,14 @@ def test_full_brew_moves_a_retrained_victim_towards_the_intended_class(digits):
     params = dict(
         eps=64 / 255, pairing="runner-up", ensemble=3, restarts=1, steps=250, target_selection="low-margin"
     )
-    data = WitchesBrew(**params).poison(
-        AttackContext(digits, np.random.default_rng(4), make_trainer(digits, 1004))
-    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # for speed only: the 250-step brew's small convolutions crawl on 2 threads
+    try:
+        data = WitchesBrew(**params).poison(
+            AttackContext(digits, np.random.default_rng(4), make_trainer(digits, 1004))
+        )
+    finally:
+        torch.set_num_threads(threads)
     victim = train_victim(digits, data, seed=4).model
     clean = make_trainer(digits, seed=5).fit_new(digits.train)
     target = data.triggered_test.x
