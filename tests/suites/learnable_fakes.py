@@ -22,8 +22,19 @@ __all__ = ["write_cifar10", "write_cifar100", "write_imagenette", "DECOY_CLASS"]
 DECOY_CLASS = 1  # the Witches' Brew decoy: a class-1 image filed as the last val image of class 0
 
 
+def _colours(classes: int) -> np.ndarray:
+    """One colour per class. Ten random colours are far apart; a hundred random ones are not (two
+    CIFAR-100 fakes lay 8 apart, inside the pixel noise), so many classes take a 5 x 5 x 4 grid."""
+    if classes <= 10:
+        return np.random.default_rng(1234).integers(30, 226, (classes, 3))
+    axes = np.meshgrid(np.linspace(30, 225, 5), np.linspace(30, 225, 5), np.linspace(30, 225, 4))
+    grid = np.stack([a.ravel() for a in axes], axis=1).round().astype(int)
+    assert classes <= len(grid), f"at most {len(grid)} classes"
+    return np.random.default_rng(1234).permutation(grid)[:classes]
+
+
 def _images(labels: np.ndarray, side: int, rng: np.random.Generator, classes: int) -> np.ndarray:
-    colours = np.random.default_rng(1234).integers(30, 226, (classes, 3))
+    colours = _colours(classes)
     noise = rng.integers(-12, 13, (labels.size, side, side, 3))
     return np.clip(colours[labels][:, None, None, :] + noise, 0, 255).astype(np.uint8)
 
