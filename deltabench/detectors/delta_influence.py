@@ -155,6 +155,12 @@ class DeltaInfluence(Detector):
 
     name = "delta-influence"
     version = "2"  # 2: distinct auxiliary queries by default
+    deviations = (
+        "Transforms act in pixel space by default (`transforms: pixel`); `transforms: paper` applies them to the normalised tensor as the code does.",
+        "EK-FAC damping defaults to kronfluence's heuristic (0.1 x mean eigenvalue); `damping: paper` is the code's 1e-8.",
+        "Auxiliary queries are distinct by default; the paper's code lets them repeat (`distinct: false`).",
+        "The class control (`control`, `control_score`) is ours; `control: 0` is the paper's method.",
+    )
 
     class Params(EngineParams):
         T: int = Field(50, ge=1, description="auxiliary queries per affected point (50 in the paper)")
