@@ -174,6 +174,28 @@ def leaderboard(
 
 
 @app.command()
+def site(
+    folders: Annotated[list[Path], typer.Argument(help="results folder(s), e.g. leaderboards/quick")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder to write index.html into")],
+    unlearner: Annotated[str, typer.Option(help="unlearner of the Figure-3 grid and the cost plot")] = "eu",
+    title: Annotated[str, typer.Option(help="the page's title")] = "deltabench leaderboard",
+    cache: Annotated[
+        Path, typer.Option(help="artifact cache of the runs, for the sections plugins add")
+    ] = Path(".deltabench/cache"),
+) -> None:
+    """Write one self-contained index.html (tables, plots, component cards) for the folders."""
+    from .site import build_site
+
+    try:
+        target = build_site(
+            folders, output, cache_dir=cache, figure_unlearner=unlearner, title=title, registry=_registry()
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        _fail([str(exc)])
+    typer.echo(f"{target} ({target.stat().st_size / 1024:.0f} KiB)")
+
+
+@app.command()
 def compare(
     a: Annotated[Path, typer.Argument(help="results folder or CSV (A, the baseline)")],
     b: Annotated[

@@ -27,12 +27,14 @@ __all__ = [
     "GridCell",
     "Section",
     "Share",
+    "accuracy_kept_rows",
     "as_text",
     "load_results",
     "render_markdown",
     "summary_cells",
     "summary_tables",
     "success_counts",
+    "success_grid",
 ]
 
 
@@ -212,7 +214,7 @@ def summary_cells(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str
                     "PSR %": _mean_ci(g["unlearned_psr"]),
                     "clean acc %": _mean_ci(g["unlearned_clean_acc"]),
                     "successes": _count_ci(g["success"].astype(bool)),
-                    "with acc kept": _count_ci(g["success"].astype(bool) & _acc_kept(g)),
+                    "with acc kept": _count_ci(g["success"].astype(bool) & accuracy_kept_rows(g)),
                 }
             ),
             include_groups=False,
@@ -224,7 +226,7 @@ def summary_cells(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str
 
         def cell(g: pd.DataFrame) -> GridCell:
             psr = g["unlearned_psr"].astype(float).mean()
-            kept = _acc_kept(g.mean(numeric_only=True))
+            kept = accuracy_kept_rows(g.mean(numeric_only=True))
             mark = "✗" if psr >= SUCCESS_PSR else "✓" if kept else "⚠"
             return GridCell(mark, psr * 100, g["unlearned_clean_acc"].astype(float).mean() * 100)
 
@@ -233,7 +235,18 @@ def summary_cells(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str
     return tables
 
 
-def _acc_kept(rows: pd.DataFrame | pd.Series) -> pd.Series | bool:
+def success_grid(frame: pd.DataFrame) -> pd.DataFrame:
+    """Detector x unlearner: of the victims (over every dataset and attack), how many the pair
+    unlearned with success (PSR below ``SUCCESS_PSR``) and the clean accuracy kept, as :class:`Share`."""
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty:
+        return pd.DataFrame()
+    hits = ok["success"].astype(bool) & accuracy_kept_rows(ok)
+    grid = hits.groupby([ok["detector"], ok["unlearner"]]).agg(lambda h: Share(int(h.sum()), len(h)))
+    return grid.unstack("unlearner").reset_index()
+
+
+def accuracy_kept_rows(rows: pd.DataFrame | pd.Series) -> pd.Series | bool:
     """Whether unlearning kept the clean accuracy: at most ``MAX_ACC_DROP`` below the victim's."""
     drop = rows["victim_clean_acc"] - rows["unlearned_clean_acc"]
     return accuracy_kept(drop)
@@ -298,7 +311,7 @@ def success_counts(frame: pd.DataFrame, unlearner: str = "eu", acc_kept: bool = 
     means = ok.groupby(["detector", "dataset", "attack"])[cols].mean()
     hit = means["unlearned_psr"] < SUCCESS_PSR
     if acc_kept:
-        hit &= _acc_kept(means)
+        hit &= accuracy_kept_rows(means)
     return hit.groupby("detector").sum().astype(int).sort_values(ascending=False)
 
 
