@@ -61,7 +61,8 @@ def run_sections(run: Run, figure_unlearner: str) -> str:
             "Success per detector and unlearner",
             html_table(success_grid(frame), f"{run.name} grid", coloured=True),
             "Victims (over every dataset and attack) unlearned with success and the accuracy kept: "
-            "k/n with the Wilson 95 % interval of the share, in %.",
+            "k/n with the Wilson 95 % interval of the share, in %. Green: at least 80 % of them; amber: "
+            "at least 40 %; red: fewer.",
         )
     )
     titles = {"victims": "Victims", "detection": "Detection", "unlearning": "Unlearning"}

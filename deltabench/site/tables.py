@@ -34,7 +34,7 @@ def _cell_class(value: object) -> str:
         return _MARKS.get(value.mark, "")
     if isinstance(value, Share) and value.n:
         share = value.k / value.n
-        return "ok" if share >= 0.8 else "warn" if share >= 0.4 else "bad"
+        return "ok" if share >= 0.8 else "warn" if share >= 0.4 else "bad"  # the page's note says so
     return ""
 
 
