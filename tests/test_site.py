@@ -83,3 +83,31 @@ def test_two_runs_and_one_line_errors(run_folder, tmp_path):
         and missing.output.strip() == f"error: {empty}: no leaderboard CSV here (run a suite first)"
     )
     assert not (tmp_path / "out2" / "index.html").exists()
+
+
+def test_a_plugin_adds_its_own_section(run_folder, tmp_path):
+    import types
+
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from deltabench import hookimpl
+    from deltabench.registry import load_registry
+    from deltabench.site import SiteSection
+    from deltabench.site.plots import figure_svg
+
+    @hookimpl
+    def site_sections(frame, stages):
+        fig, ax = plt.subplots()
+        ax.plot(frame["seed"], frame["detect_s"])
+        table = pd.DataFrame({"rows": [len(frame)]})
+        return [
+            SiteSection("Third-party <scores>", note="from a plugin", svgs=(figure_svg(fig),), table=table)
+        ]
+
+    registry = load_registry(extra_plugins=(types.SimpleNamespace(site_sections=site_sections),))
+    page = build_site([run_folder], tmp_path / "site", registry=registry).read_text()
+    titles = re.findall(r'data-section="plugin-\d+"><h3>([^<]*)</h3>', page)
+    assert "Third-party &lt;scores&gt;" in titles and len(titles) == 2  # escaped; Δ-Influence's too
+    mine = _section(page, f"plugin-{titles.index('Third-party &lt;scores&gt;')}")
+    assert mine.count("<svg") == 1 and '<td data-sort="12">12</td>' in mine
