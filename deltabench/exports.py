@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
-from .leaderboard import Cell, as_text, render_markdown, summary_cells
+from .leaderboard import TABLE_TITLES, Cell, as_text, render_markdown, summary_cells
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -23,14 +23,6 @@ __all__ = ["FORMATS", "Format", "export"]
 
 Format = Literal["md", "csv", "json", "latex"]
 FORMATS: tuple[str, ...] = ("md", "csv", "json", "latex")
-
-# the order and the headings the markdown report uses
-TABLES = {
-    "figure3": "Unlearning on each detector's flagged set (PSR % / clean accuracy %), as in the paper's Figure 3",
-    "victims": "Victims",
-    "detection": "Detection",
-    "unlearning": "Unlearning (per detector's flagged set)",
-}
 
 
 def _finite(value: object) -> object:
@@ -54,13 +46,13 @@ def _records(table: pd.DataFrame) -> list[dict[str, object]]:
 
 def to_json(cells: dict[str, pd.DataFrame], title: str) -> str:
     """``{"title", "tables": {name: [record, ...]}}`` with one record per numeric cell."""
-    tables = {name: _records(cells[name]) for name in TABLES if name in cells}
+    tables = {name: _records(cells[name]) for name in TABLE_TITLES if name in cells}
     return json.dumps({"title": title, "tables": tables}, indent=1, ensure_ascii=False, default=str)
 
 
 def to_csv(cells: dict[str, pd.DataFrame]) -> str:
     """The JSON records of every table as one long CSV, with a ``table`` column."""
-    rows = [{"table": name, **r} for name in TABLES if name in cells for r in _records(cells[name])]
+    rows = [{"table": name, **r} for name in TABLE_TITLES if name in cells for r in _records(cells[name])]
     buffer = io.StringIO()
     pd.DataFrame(rows).to_csv(buffer, index=False)
     return buffer.getvalue()
@@ -88,10 +80,11 @@ def latex_escape(text: object) -> str:
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
 
 
-def to_latex(cells: dict[str, pd.DataFrame], title: str) -> str:
+def to_latex(cells: dict[str, pd.DataFrame], title: str, figure_unlearner: str) -> str:
     """One ``table`` environment per summary table (booktabs rules), cells as in the markdown."""
     parts = [f"% {title}: means over victims [Student-t 95 %], counts k/n [Wilson 95 %, in %]"]
-    for name, heading in TABLES.items():
+    for name, template in TABLE_TITLES.items():
+        heading = template.format(unlearner=figure_unlearner).replace("`", "")
         if name not in cells or cells[name].empty:
             continue
         table = as_text(cells[name])
@@ -133,4 +126,4 @@ def export(
         return to_json(cells, title)
     if fmt == "csv":
         return to_csv(cells)
-    return to_latex(cells, title)
+    return to_latex(cells, title, figure_unlearner)

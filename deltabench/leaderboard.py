@@ -1,7 +1,9 @@
 """Tables from leaderboard CSVs: victims, detection quality, unlearning outcomes, and a
 paper-style (Figure 3) grid of PSR and clean accuracy per detector and attack.
 
-It only renders: sections about one component (e.g. Δ-Influence's influence collapse) come from
+Each cell is computed once, as a :class:`Cell` holding its numbers (:func:`summary_cells`); the
+markdown here, the exports (:mod:`deltabench.exports`) and the site render those cells. It only
+renders: sections about one component (e.g. Δ-Influence's influence collapse) come from
 that component's plugin through the ``leaderboard_sections`` hook.
 """
 
@@ -27,6 +29,7 @@ __all__ = [
     "GridCell",
     "Section",
     "Share",
+    "TABLE_TITLES",
     "accuracy_kept_rows",
     "as_text",
     "load_results",
@@ -45,6 +48,16 @@ class Section:
     title: str
     table: pd.DataFrame
     floatfmt: str = "g"
+
+
+# the summary tables, in the order every rendering shows them, with their headings
+TABLE_TITLES = {
+    "figure3": "Unlearning with `{unlearner}` on each detector's flagged set "
+    "(PSR % / clean accuracy %), as in the paper's Figure 3",
+    "victims": "Victims",
+    "detection": "Detection",
+    "unlearning": "Unlearning (per detector's flagged set)",
+}
 
 
 def load_results(folder: str | Path) -> pd.DataFrame:
@@ -274,16 +287,10 @@ def render_markdown(
         "accuracy was not kept; ✗ = PSR not below it. `successes` counts PSR below "
         f"{SUCCESS_PSR:.0%} (the paper's mark), `with acc kept` also requires the accuracy."
     )
-    headings = {
-        "figure3": f"Unlearning with `{figure_unlearner}` on each detector's flagged set "
-        "(PSR % / clean accuracy %), as in the paper's Figure 3",
-        "victims": "Victims",
-        "detection": "Detection",
-        "unlearning": "Unlearning (per detector's flagged set)",
-    }
-    for key in ("figure3", "victims", "detection", "unlearning"):
+    for key, heading in TABLE_TITLES.items():
         if key in tables and not tables[key].empty:
-            parts += ["", f"## {headings[key]}", "", tables[key].to_markdown(index=False)]
+            title = heading.format(unlearner=figure_unlearner)
+            parts += ["", f"## {title}", "", tables[key].to_markdown(index=False)]
     for section in plugin_sections(frame, cache_dir, registry):
         parts += [
             "",

@@ -15,12 +15,16 @@ from ..leaderboard import load_results
 from .sections import SiteSection
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..registry import Registry
 
 __all__ = ["SiteSection", "build_site", "plugin_site_sections"]
 
 
-def plugin_site_sections(frame, cache_dir: str | Path | None, registry: Registry) -> list[SiteSection]:
+def plugin_site_sections(
+    frame: pd.DataFrame, cache_dir: str | Path | None, registry: Registry
+) -> list[SiteSection]:
     """Every plugin's ``site_sections`` for one run, in registration order; ``stages`` is None
     when the cache folder is not there (a plugin then says what is missing)."""
     from ..stages import StoredStages

@@ -11,7 +11,7 @@ from string import Template
 
 import pandas as pd
 
-from ..leaderboard import success_grid, summary_cells
+from ..leaderboard import TABLE_TITLES, success_grid, summary_cells
 from ..metrics import MAX_ACC_DROP, SUCCESS_PSR
 from .plots import precision_recall_svg, success_cost_svg
 from .sections import SiteSection
@@ -48,7 +48,7 @@ def run_sections(run: Run, figure_unlearner: str) -> str:
         parts.append(
             _section(
                 "figure3",
-                f"Figure 3: unlearning with {figure_unlearner} on each detector's flagged set",
+                TABLE_TITLES["figure3"].format(unlearner=figure_unlearner).replace("`", ""),
                 html_table(cells["figure3"], f"{run.name} figure3", coloured=True),
                 f"Mean PSR % / clean accuracy % after unlearning. ✓ PSR below {SUCCESS_PSR:.0%} with the "
                 f"clean accuracy kept (at most {MAX_ACC_DROP * 100:.0f} points below the victim's); "
@@ -65,13 +65,12 @@ def run_sections(run: Run, figure_unlearner: str) -> str:
             "at least 40 %; red: fewer.",
         )
     )
-    titles = {"victims": "Victims", "detection": "Detection", "unlearning": "Unlearning"}
-    for key, title in titles.items():
+    for key in ("victims", "detection", "unlearning"):
         if key in cells:
             parts.append(
                 _section(
                     key,
-                    title,
+                    TABLE_TITLES[key],
                     html_table(cells[key], f"{run.name} {key}"),
                     "Means over victims with their Student-t 95 % interval in brackets; counts k/n "
                     "with the Wilson 95 % interval of the share (in %).",

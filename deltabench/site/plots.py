@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import io
 import itertools
+import sys
 
-import matplotlib
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display: the site is built headless
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from ..leaderboard import accuracy_kept_rows  # noqa: E402
-from ..stats import mean_interval, wilson_interval  # noqa: E402
+from ..leaderboard import accuracy_kept_rows
+from ..stats import mean_interval, wilson_interval
 
 __all__ = ["figure_svg", "histogram_svg", "precision_recall_svg", "success_cost_svg"]
 
@@ -38,12 +35,15 @@ _STYLE = {
 def figure_svg(fig: Figure) -> str:
     """The figure as an ``<svg>`` element to inline (XML prolog dropped, figure closed).
 
-    Each figure gets its own id salt: several SVGs in one page must not share clip-path ids.
+    Each figure gets its own id salt: several SVGs in one page must not share clip-path ids. The
+    site's own figures are plain :class:`Figure` objects (no pyplot, so no backend or global state
+    is touched); a plugin's pyplot figure is closed here.
     """
     buffer = io.StringIO()
-    with plt.rc_context({"svg.hashsalt": f"deltabench-{next(_counter)}"}):
+    with mpl.rc_context({"svg.hashsalt": f"deltabench-{next(_counter)}"}):
         fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg") :]
 
@@ -54,9 +54,9 @@ def _points(frame: pd.DataFrame) -> pd.DataFrame:
     return ok.drop_duplicates(["dataset", "model", "attack", "seed", "detector"])
 
 
-def _panels(keys: list[tuple[str, str]]) -> tuple[Figure, np.ndarray]:
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3.2), squeeze=False)
-    return fig, axes[0]
+def _panels(count: int) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(3.4 * count, 3.2))
+    return fig, fig.subplots(1, count, squeeze=False)[0]
 
 
 def precision_recall_svg(frame: pd.DataFrame) -> str:
@@ -64,8 +64,8 @@ def precision_recall_svg(frame: pd.DataFrame) -> str:
     their means with 95 % Student-t intervals (error bars)."""
     rows = _points(frame)
     keys = sorted(rows.groupby(["dataset", "attack"]).groups)
-    with plt.rc_context(_STYLE):
-        fig, axes = _panels(keys)
+    with mpl.rc_context(_STYLE):
+        fig, axes = _panels(len(keys))
         colours = _colours(rows["detector"])
         for ax, (dataset, attack) in zip(axes, keys):
             part = rows[(rows["dataset"] == dataset) & (rows["attack"] == attack)]
@@ -87,8 +87,9 @@ def success_cost_svg(frame: pd.DataFrame, unlearner: str) -> str:
     """Per detector: share of victims unlearned by ``unlearner`` with success and accuracy kept
     (Wilson 95 %) against mean detection seconds (Student-t 95 %), over every dataset and attack."""
     ok = frame[(frame["status"] == "ok") & (frame["unlearner"] == unlearner)]
-    with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(5.5, 3.4))
+        ax = fig.subplots()
         colours = _colours(ok["detector"])
         for detector, g in ok.groupby("detector"):
             hits = g["success"].astype(bool) & accuracy_kept_rows(g)
@@ -120,8 +121,8 @@ def histogram_svg(
 ) -> str:
     """Overlaid density histograms of two samples per panel ``(title, first, second)``: e.g. a
     detector's scores on the true poisons against the clean points."""
-    with plt.rc_context(_STYLE):
-        fig, axes = _panels([("", "")] * len(panels))
+    with mpl.rc_context(_STYLE):
+        fig, axes = _panels(len(panels))
         for ax, (title, first, second) in zip(axes, panels):
             both = np.concatenate([first, second])
             lo, hi = np.percentile(both, [0.5, 99.5]) if both.size else (0.0, 1.0)
@@ -146,7 +147,7 @@ def _err(iv, scale: float = 1.0, floor: float = -np.inf) -> np.ndarray | None:
 
 def _colours(names: pd.Series) -> dict[str, str]:
     """A fixed colour per name, the same in every panel (sorted, so stable between runs)."""
-    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    cycle = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
     return {name: cycle[i % len(cycle)] for i, name in enumerate(sorted(names.unique()))}
 
 
