@@ -10,6 +10,7 @@ that component's plugin through the ``leaderboard_sections`` hook.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,18 +75,20 @@ def load_results(folder: str | Path) -> pd.DataFrame:
     return frame.drop_duplicates("cell_id") if "cell_id" in frame else frame
 
 
-class Cell:
+class Cell(ABC):
     """A summary cell: its text in the markdown table and its numbers for the machine exports."""
 
+    @abstractmethod
     def text(self) -> str:
-        raise NotImplementedError
+        """What the markdown table shows, e.g. ``"97.8 [95.1, 100.0]"``."""
 
+    @abstractmethod
     def numbers(self) -> dict[str, float | int | str]:
-        raise NotImplementedError
+        """The estimate and interval bounds in the units the text shows (NaN: no interval)."""
 
+    @abstractmethod
     def sort_key(self) -> float:
         """The value a table sorts this cell by (NaN last)."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ class Share(Cell):
         }
 
     def sort_key(self) -> float:
-        return self.k / self.n if self.n else math.nan
+        return 100 * self.k / self.n if self.n else math.nan
 
 
 @dataclass(frozen=True)
