@@ -3,11 +3,17 @@ knowingly differs from the paper, all read from the component class (never from 
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 from ..registry import ComponentInfo, Registry
 
 __all__ = ["component_cards"]
+
+
+def _inline_code(text: str) -> str:
+    """Escaped text with its `backticked` spans as ``<code>`` (how deviations name options)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text))
 
 
 def _card(info: ComponentInfo, used: bool) -> str:
@@ -18,7 +24,7 @@ def _card(info: ComponentInfo, used: bool) -> str:
         f"<td>{escape(field.description or '')}</td></tr>"
         for name, field in cls.Params.model_fields.items()
     )
-    deviations = "".join(f"<li>{escape(d)}</li>" for d in cls.deviations)
+    deviations = "".join(f"<li>{_inline_code(d)}</li>" for d in cls.deviations)
     badges = [f'<span class="badge">{escape(info.kind)}</span>']
     if cls.reference:
         badges.append('<span class="badge">reference</span>')
@@ -31,8 +37,9 @@ def _card(info: ComponentInfo, used: bool) -> str:
         f'<p class="meta">version {escape(cls.version)} · from <code>{escape(info.distribution)}</code>'
         f" · <code>{escape(cls.__module__)}.{escape(cls.__qualname__)}</code></p>"
         + (
+            f"<details><summary>{len(cls.Params.model_fields)} parameters</summary>"
             f'<table class="params"><thead><tr><th>parameter</th><th>default</th><th>meaning</th></tr></thead>'
-            f"<tbody>{params}</tbody></table>"
+            f"<tbody>{params}</tbody></table></details>"
             if params
             else ""
         )
