@@ -139,25 +139,60 @@ def plugins(
 def leaderboard(
     folder: Annotated[Path, typer.Argument(help="folder of leaderboard CSVs, e.g. leaderboards/quick")],
     unlearner: Annotated[str, typer.Option(help="unlearner of the Figure-3 style grid")] = "eu",
-    write: Annotated[bool, typer.Option(help="also write leaderboard.md in the folder")] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", help="md (the report), csv or json (numbers, intervals), latex")
+    ] = "md",
+    write: Annotated[
+        bool, typer.Option(help="also write leaderboard.md (.json, .tex) in the folder")
+    ] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write to this file instead")] = None,
     cache: Annotated[
         Path, typer.Option(help="artifact cache of the run, for the sections plugins add")
     ] = Path(".deltabench/cache"),
 ) -> None:
-    """Render the CSVs of a folder as readable tables."""
-    from .leaderboard import load_results, render_markdown
+    """Render the CSVs of a folder as readable tables, or export them (--format)."""
+    from .exports import FORMATS, export
+    from .leaderboard import load_results
 
+    if fmt not in FORMATS:
+        _fail([f"--format: unknown format '{fmt}'; pick one of {', '.join(FORMATS)}"])
+    if write and fmt == "csv":
+        _fail(["--write: a CSV in the folder would be read as a results shard; use -o FILE for csv"])
     try:
         frame = load_results(folder)
     except FileNotFoundError as exc:
         _fail([str(exc)])
-    text = render_markdown(
-        frame, f"Leaderboard: {folder.name}", unlearner, cache_dir=cache, registry=_registry()
-    )
-    typer.echo(text)
+    text = export(frame, fmt, f"Leaderboard: {folder.name}", unlearner, cache_dir=cache, registry=_registry())
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        typer.echo(text)
     if write:
-        target = (folder if folder.is_dir() else folder.parent) / "leaderboard.md"
+        suffix = {"md": "md", "json": "json", "latex": "tex"}[fmt]
+        target = (folder if folder.is_dir() else folder.parent) / f"leaderboard.{suffix}"
         target.write_text(text, encoding="utf-8")
+
+
+@app.command()
+def site(
+    folders: Annotated[list[Path], typer.Argument(help="results folder(s), e.g. leaderboards/quick")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder to write index.html into")],
+    unlearner: Annotated[str, typer.Option(help="unlearner of the Figure-3 grid and the cost plot")] = "eu",
+    title: Annotated[str, typer.Option(help="the page's title")] = "deltabench leaderboard",
+    cache: Annotated[
+        Path, typer.Option(help="artifact cache of the runs, for the sections plugins add")
+    ] = Path(".deltabench/cache"),
+) -> None:
+    """Write one self-contained index.html (tables, plots, component cards) for the folders."""
+    from .site import build_site
+
+    try:
+        target = build_site(
+            folders, output, cache_dir=cache, figure_unlearner=unlearner, title=title, registry=_registry()
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        _fail([str(exc)])
+    typer.echo(f"{target} ({target.stat().st_size / 1024:.0f} KiB)")
 
 
 @app.command()

@@ -113,6 +113,9 @@ class Component:
     Params: ClassVar[type[Params]] = Params
     #: optional dependencies it imports when it runs (installed as an extra, not by default)
     requires: ClassVar[tuple[Requirement, ...]] = ()
+    #: where it knowingly differs from the paper's method or code, one sentence each (shown on the
+    #: site's component cards; docs/paper-settings.md has the evidence)
+    deviations: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def missing_requirements(cls) -> list[str]:

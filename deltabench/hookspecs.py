@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .leaderboard import Section
+    from .site.sections import SiteSection
     from .stages import StoredStages
 
 __all__ = ["hookspec", "hookimpl", "PROJECT", "HOOK_KINDS"]
@@ -43,6 +44,12 @@ def _register_hook(kind: Kind) -> Callable[[Register], None]:
 def leaderboard_sections(frame: pd.DataFrame, stages: StoredStages | None) -> list[Section]:
     """Sections a plugin adds to the leaderboard, from the run's rows and (when the run's cache is
     given) its stored stage results; the leaderboard renders them after its own tables."""
+
+
+@hookspec
+def site_sections(frame: pd.DataFrame, stages: StoredStages | None) -> list[SiteSection]:
+    """Sections a plugin adds to each run's part of the site (``deltabench site``), e.g. figures from
+    its stored stage results; ``stages`` is None when the run's cache is not there."""
 
 
 # hook name -> component kind it registers

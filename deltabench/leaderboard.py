@@ -1,13 +1,16 @@
 """Tables from leaderboard CSVs: victims, detection quality, unlearning outcomes, and a
 paper-style (Figure 3) grid of PSR and clean accuracy per detector and attack.
 
-It only renders: sections about one component (e.g. Δ-Influence's influence collapse) come from
+Each cell is computed once, as a :class:`Cell` holding its numbers (:func:`summary_cells`); the
+markdown here, the exports (:mod:`deltabench.exports`) and the site render those cells. It only
+renders: sections about one component (e.g. Δ-Influence's influence collapse) come from
 that component's plugin through the ``leaderboard_sections`` hook.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,12 +19,27 @@ import pandas as pd
 
 from .metrics import MAX_ACC_DROP, SUCCESS_PSR, accuracy_kept
 from .rows import RESULTS_FILE
-from .stats import mean_interval, wilson_interval
+from .stats import Interval, mean_interval, wilson_interval
 
 if TYPE_CHECKING:
     from .registry import Registry
 
-__all__ = ["Section", "load_results", "render_markdown", "summary_tables", "success_counts"]
+__all__ = [
+    "Cell",
+    "Estimate",
+    "GridCell",
+    "Section",
+    "Share",
+    "TABLE_TITLES",
+    "accuracy_kept_rows",
+    "as_text",
+    "load_results",
+    "render_markdown",
+    "summary_cells",
+    "summary_tables",
+    "success_counts",
+    "success_grid",
+]
 
 
 @dataclass
@@ -31,6 +49,16 @@ class Section:
     title: str
     table: pd.DataFrame
     floatfmt: str = "g"
+
+
+# the summary tables, in the order every rendering shows them, with their headings
+TABLE_TITLES = {
+    "figure3": "Unlearning with `{unlearner}` on each detector's flagged set "
+    "(PSR % / clean accuracy %), as in the paper's Figure 3",
+    "victims": "Victims",
+    "detection": "Detection",
+    "unlearning": "Unlearning (per detector's flagged set)",
+}
 
 
 def load_results(folder: str | Path) -> pd.DataFrame:
@@ -47,23 +75,115 @@ def load_results(folder: str | Path) -> pd.DataFrame:
     return frame.drop_duplicates("cell_id") if "cell_id" in frame else frame
 
 
-def _mean_ci(series: pd.Series, scale: float = 100.0, digits: int = 1) -> str:
-    """Mean over victims with its Student-t 95 % interval, e.g. ``"97.8 [95.1, 100.0]"``; shares
-    (``scale`` 100) are cut to [0, 100] %, counts and seconds to >= 0."""
+class Cell(ABC):
+    """A summary cell: its text in the markdown table and its numbers for the machine exports."""
+
+    @abstractmethod
+    def text(self) -> str:
+        """What the markdown table shows, e.g. ``"97.8 [95.1, 100.0]"``."""
+
+    @abstractmethod
+    def numbers(self) -> dict[str, float | int | str]:
+        """The estimate and interval bounds in the units the text shows (NaN: no interval)."""
+
+    @abstractmethod
+    def sort_key(self) -> float:
+        """The value a table sorts this cell by (NaN last)."""
+
+
+@dataclass(frozen=True)
+class Estimate(Cell):
+    """A mean over victims with its Student-t 95 % interval, shown times ``scale``."""
+
+    interval: Interval
+    scale: float = 100.0
+    digits: int = 1
+
+    def text(self) -> str:
+        return self.interval.format(self.scale, self.digits)
+
+    def numbers(self) -> dict[str, float | int | str]:
+        iv = self.interval
+        return {
+            "estimate": iv.estimate * self.scale,
+            "low": iv.low * self.scale,
+            "high": iv.high * self.scale,
+            "n": iv.n,
+        }
+
+    def sort_key(self) -> float:
+        return self.interval.estimate * self.scale
+
+
+@dataclass(frozen=True)
+class Share(Cell):
+    """``k`` of ``n`` victims, with the Wilson 95 % interval of the share (in %)."""
+
+    k: int
+    n: int
+
+    def text(self) -> str:
+        iv = wilson_interval(self.k, self.n)
+        return f"{self.k}/{self.n} [{iv.low * 100:.0f}, {iv.high * 100:.0f}]" if self.n else "-"
+
+    def numbers(self) -> dict[str, float | int | str]:
+        iv = wilson_interval(self.k, self.n)
+        return {
+            "k": self.k,
+            "n": self.n,
+            "estimate": iv.estimate * 100,
+            "low": iv.low * 100,
+            "high": iv.high * 100,
+        }
+
+    def sort_key(self) -> float:
+        return 100 * self.k / self.n if self.n else math.nan
+
+
+@dataclass(frozen=True)
+class GridCell(Cell):
+    """A Figure-3 cell: mean PSR and clean accuracy after unlearning (in %) and the verdict mark."""
+
+    mark: str
+    psr: float
+    acc: float
+
+    def text(self) -> str:
+        return f"{self.mark} {self.psr:.1f} / {self.acc:.1f}"
+
+    def numbers(self) -> dict[str, float | int | str]:
+        return {"mark": self.mark, "PSR %": self.psr, "clean acc %": self.acc}
+
+    def sort_key(self) -> float:
+        return self.psr
+
+
+def _mean_ci(series: pd.Series, scale: float = 100.0, digits: int = 1) -> Estimate:
+    """Mean over victims with its Student-t 95 % interval; shares (``scale`` 100) are cut to
+    [0, 100] %, counts and seconds to >= 0."""
     iv = mean_interval(series.dropna().astype(float).to_numpy())
-    return iv.clipped(0.0, 1.0 if scale == 100.0 else math.inf).format(scale, digits)
+    return Estimate(iv.clipped(0.0, 1.0 if scale == 100.0 else math.inf), scale, digits)
 
 
-def _count_ci(hits: pd.Series) -> str:
-    """``"k/n"`` with the Wilson 95 % interval of the share, in %."""
-    k, n = int(hits.sum()), len(hits)
-    iv = wilson_interval(k, n)
-    return f"{k}/{n} [{iv.low * 100:.0f}, {iv.high * 100:.0f}]" if n else "-"
+def _count_ci(hits: pd.Series) -> Share:
+    """Successes among victims, with the Wilson 95 % interval of the share."""
+    return Share(int(hits.sum()), len(hits))
+
+
+def as_text(table: pd.DataFrame) -> pd.DataFrame:
+    """A table of :class:`Cell` values as the strings the markdown shows."""
+    return table.map(lambda v: v.text() if isinstance(v, Cell) else v)
 
 
 def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str, pd.DataFrame]:
-    """Victim, detection, unlearning and Figure-3 tables: means over victims with Student-t 95 %
-    intervals, success counts with Wilson 95 % intervals (in %)."""
+    """:func:`summary_cells` as text, e.g. ``"97.8 [95.1, 100.0]"`` and ``"2/3 [21, 94]"``."""
+    return {key: as_text(table) for key, table in summary_cells(frame, figure_unlearner).items()}
+
+
+def summary_cells(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str, pd.DataFrame]:
+    """Victim, detection, unlearning and Figure-3 tables whose cells are :class:`Cell` values:
+    means over victims with Student-t 95 % intervals, success counts with Wilson 95 % intervals.
+    Every rendering (markdown, exports, the site) starts from these, so they show the same numbers."""
     ok = frame[frame["status"] == "ok"]
     tables: dict[str, pd.DataFrame] = {}
     # victims whose attack did not take have only skipped rows, but belong in the victim table
@@ -110,7 +230,7 @@ def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[st
                     "PSR %": _mean_ci(g["unlearned_psr"]),
                     "clean acc %": _mean_ci(g["unlearned_clean_acc"]),
                     "successes": _count_ci(g["success"].astype(bool)),
-                    "with acc kept": _count_ci(g["success"].astype(bool) & _acc_kept(g)),
+                    "with acc kept": _count_ci(g["success"].astype(bool) & accuracy_kept_rows(g)),
                 }
             ),
             include_groups=False,
@@ -120,18 +240,29 @@ def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[st
     fig = ok[ok["unlearner"] == figure_unlearner]
     if not fig.empty:
 
-        def cell(g: pd.DataFrame) -> str:
+        def cell(g: pd.DataFrame) -> GridCell:
             psr = g["unlearned_psr"].astype(float).mean()
-            kept = _acc_kept(g.mean(numeric_only=True))
+            kept = accuracy_kept_rows(g.mean(numeric_only=True))
             mark = "✗" if psr >= SUCCESS_PSR else "✓" if kept else "⚠"
-            return f"{mark} {psr * 100:.1f} / {g['unlearned_clean_acc'].astype(float).mean() * 100:.1f}"
+            return GridCell(mark, psr * 100, g["unlearned_clean_acc"].astype(float).mean() * 100)
 
         grid = fig.groupby(["detector", "attack"]).apply(cell, include_groups=False).unstack("attack")
         tables["figure3"] = grid.reset_index()
     return tables
 
 
-def _acc_kept(rows: pd.DataFrame | pd.Series) -> pd.Series | bool:
+def success_grid(frame: pd.DataFrame) -> pd.DataFrame:
+    """Detector x unlearner: of the victims (over every dataset and attack), how many the pair
+    unlearned with success (PSR below ``SUCCESS_PSR``) and the clean accuracy kept, as :class:`Share`."""
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty:
+        return pd.DataFrame()
+    hits = ok["success"].astype(bool) & accuracy_kept_rows(ok)
+    grid = hits.groupby([ok["detector"], ok["unlearner"]]).agg(lambda h: Share(int(h.sum()), len(h)))
+    return grid.unstack("unlearner").reset_index()
+
+
+def accuracy_kept_rows(rows: pd.DataFrame | pd.Series) -> pd.Series | bool:
     """Whether unlearning kept the clean accuracy: at most ``MAX_ACC_DROP`` below the victim's."""
     drop = rows["victim_clean_acc"] - rows["unlearned_clean_acc"]
     return accuracy_kept(drop)
@@ -159,16 +290,10 @@ def render_markdown(
         "accuracy was not kept; ✗ = PSR not below it. `successes` counts PSR below "
         f"{SUCCESS_PSR:.0%} (the paper's mark), `with acc kept` also requires the accuracy."
     )
-    headings = {
-        "figure3": f"Unlearning with `{figure_unlearner}` on each detector's flagged set "
-        "(PSR % / clean accuracy %), as in the paper's Figure 3",
-        "victims": "Victims",
-        "detection": "Detection",
-        "unlearning": "Unlearning (per detector's flagged set)",
-    }
-    for key in ("figure3", "victims", "detection", "unlearning"):
+    for key, heading in TABLE_TITLES.items():
         if key in tables and not tables[key].empty:
-            parts += ["", f"## {headings[key]}", "", tables[key].to_markdown(index=False)]
+            title = heading.format(unlearner=figure_unlearner)
+            parts += ["", f"## {title}", "", tables[key].to_markdown(index=False)]
     for section in plugin_sections(frame, cache_dir, registry):
         parts += [
             "",
@@ -196,7 +321,7 @@ def success_counts(frame: pd.DataFrame, unlearner: str = "eu", acc_kept: bool = 
     means = ok.groupby(["detector", "dataset", "attack"])[cols].mean()
     hit = means["unlearned_psr"] < SUCCESS_PSR
     if acc_kept:
-        hit &= _acc_kept(means)
+        hit &= accuracy_kept_rows(means)
     return hit.groupby("detector").sum().astype(int).sort_values(ascending=False)
 
 

@@ -90,6 +90,12 @@ def test_influence_collapse_table_from_a_real_run(tmp_path):
     )  # its plugin's section
     assert influence_collapse(frame, StoredStages(tmp_path / "elsewhere")).empty  # no artifacts, no rows
     assert "Influence collapse" not in render_markdown(frame)
+    # the site draws the histograms from the same real stages (tests/test_site.py covers the rest)
+    from deltabench.site import build_site
+
+    page = build_site([summary.output.parent], tmp_path / "site", cache_dir=tmp_path / "cache").read_text()
+    section = page[page.index("Influence collapse: Δ-Influence deltas") :]
+    assert "No delta matrices" not in section[:2000] and "<svg" in section[:5000]
 
 
 def test_a_plugin_adds_its_own_section_without_a_change_to_the_core():

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("torchvision", "sklearn", "kronfluence", "trak", "ray", "submitit")
+HEAVY = ("torchvision", "sklearn", "kronfluence", "trak", "ray", "submitit", "matplotlib")
 
 
 def test_loading_the_registry_imports_no_heavy_dependency():

@@ -71,6 +71,10 @@ class WitchesBrew(Attack):
     """Witches' Brew gradient matching: clean-label poisons that make one target image misclassified."""
 
     name = "witches-brew"
+    deviations = (
+        "The signAdam step defaults to 0.1 eps in pixel units (`lr_rule: eps`); `lr_rule: paper` is the code's rule.",
+        "The surrogate is the suite's model, used in eval mode (batch-norm statistics frozen) for the poison gradient.",
+    )
     relative_cost = (
         20.0  # surrogates, retraining rounds and the brew: ~45 s against ~2.5 s per victim on digits
     )

@@ -38,6 +38,7 @@ from ..leaderboard import Section
 from ..training import predict
 
 if TYPE_CHECKING:
+    from ..site import SiteSection
     from ..stages import StoredStages
 
 __all__ = [
@@ -155,6 +156,12 @@ class DeltaInfluence(Detector):
 
     name = "delta-influence"
     version = "2"  # 2: distinct auxiliary queries by default
+    deviations = (
+        "Transforms act in pixel space by default (`transforms: pixel`); `transforms: paper` applies them to the normalised tensor as the code does.",
+        "EK-FAC damping defaults to kronfluence's heuristic (0.1 x mean eigenvalue); `damping: paper` is the code's 1e-8.",
+        "Auxiliary queries are distinct by default; the paper's code lets them repeat (`distinct: false`).",
+        "The class control (`control`, `control_score`) is ours; `control: 0` is the paper's method.",
+    )
 
     class Params(EngineParams):
         T: int = Field(50, ge=1, description="auxiliary queries per affected point (50 in the paper)")
@@ -331,3 +338,41 @@ def leaderboard_sections(frame: pd.DataFrame, stages: StoredStages | None) -> li
     table = influence_collapse(frame, stages)
     title = "Influence collapse (Δ-Influence: delta = new - old influence, per auxiliary query)"
     return [] if table.empty else [Section(title, table, floatfmt=".3g")]
+
+
+@hookimpl
+def site_sections(frame: pd.DataFrame, stages: StoredStages | None) -> list[SiteSection]:
+    """Figure-2-style histograms of the stored deltas, true poisons against clean points, per victim;
+    a note in their place when the run's cache does not hold them."""
+    from ..site import SiteSection
+    from ..site.plots import histogram_svg
+
+    rows = frame[(frame["status"] == "ok") & (frame["detector"] == DeltaInfluence.name)]
+    if rows.empty:
+        return []
+    title = "Influence collapse: Δ-Influence deltas, poisons against clean points (paper, Figure 2)"
+    panels = []
+    stored = rows.drop_duplicates("detect_key") if stages is not None else rows.iloc[:0]
+    for _, row in stored.iterrows():
+        detected, poisoned = stages.detection(row["detect_key"]), stages.poisoned(row["attack_key"])
+        if detected is None or poisoned is None or "delta_matrix" not in detected.detection.scores:
+            continue
+        delta = detected.detection.scores["delta_matrix"]
+        poisons = np.zeros(delta.shape[1], dtype=bool)
+        poisons[poisoned.data.poison_indices] = True
+        label = f"{row['dataset']} / {row['attack']} / seed {row['seed']}"
+        panels.append((label, delta[:, poisons].ravel(), delta[:, ~poisons].ravel()))
+    if not panels:
+        where = (
+            "the cache folder is not there"
+            if stages is None
+            else "the cache holds none of this run's Δ-Influence detection stages"
+        )
+        note = f"No delta matrices to plot: {where}. Build the site with --cache pointing at the run's cache."
+        return [SiteSection(title, note=note)]
+    note = (
+        "delta = new - old influence of each training point, over every auxiliary query (density; "
+        "the extreme 1 % clipped to the edges). Poisons collapse: their deltas sit below 0."
+    )
+    figures = tuple(histogram_svg(panels[i : i + 3], "delta") for i in range(0, len(panels), 3))
+    return [SiteSection(title, note=note, svgs=figures, table=influence_collapse(frame, stages))]

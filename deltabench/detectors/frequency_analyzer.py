@@ -110,6 +110,9 @@ class FrequencyAnalyzer(Detector):
     """
 
     name = "frequency-analyzer"
+    deviations = (
+        "The DCT classifier is trained by deltabench; the paper loaded a pretrained `freq_detector.pth`.",
+    )
 
     class Params(Params):
         threshold: float = Field(0.5, gt=0, lt=1, description="flag when p(triggered) >= threshold")

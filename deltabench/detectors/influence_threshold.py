@@ -50,6 +50,10 @@ class InfluenceThreshold(Detector):
     """Flag training points whose EK-FAC influence on the affected point exceeds a threshold."""
 
     name = "influence-threshold"
+    deviations = (
+        "EK-FAC damping defaults to kronfluence's heuristic; `damping: paper` is the code's 1e-8.",
+        "th 10 is from the BadNet/CIFAR-10 notebook; the other settings reuse it (no notebook for them).",
+    )
 
     class Params(_ThresholdParams):
         pass
@@ -64,6 +68,7 @@ class TrakThreshold(InfluenceThreshold):
     """Flag training points whose TRAK score on the affected point exceeds a threshold."""
 
     name = "trak-threshold"
+    deviations = ("TRAK's threshold th 0 is ours (the later paper version names no value).",)
 
     class Params(_ThresholdParams):
         backend: Literal["trak"] = Field("trak", description="fixed: trak")

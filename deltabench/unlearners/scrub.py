@@ -38,6 +38,9 @@ class Scrub(Unlearner):
 
     name = "scrub"
     version = "3"  # 3: ascent on CE + alpha KL, one pass over the forget set per round (the code)
+    deviations = (
+        "Takes 40 steps on shuffled, augmented batches; the code stops after step 41 on un-augmented batches in a fixed order.",
+    )
 
     class Params(CodeOptimizerParams):
         steps: int = Field(40, ge=1, description="optimiser steps in all (ascent + descent)")

@@ -94,6 +94,9 @@ class SelectiveSynapticDampening(Unlearner):
     """
 
     name = "ssd"
+    deviations = (
+        "The default (alpha 10, lambda 1) is ours and untuned; the paper picks the best of a 3x3 grid per victim on the triggered test set (an oracle choice), which the paper suites reproduce as nine rows.",
+    )
 
     class Params(Params):
         alpha: float = Field(
