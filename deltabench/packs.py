@@ -42,6 +42,7 @@ __all__ = [
     "build_pack",
     "copy_upstream",
     "install_victims",
+    "pack_folder",
     "pack_size",
     "use_victim_pack",
 ]
@@ -200,13 +201,18 @@ def install_victims(pack: VictimPack, job: Any, registry: Registry) -> int:
     return written
 
 
+def pack_folder(pack_sha256: str) -> str:
+    """The cache subfolder of the runs on one pack (named by the SHA-256 of its ``pack.json``)."""
+    return f"pack-{pack_sha256[:16]}"
+
+
 def use_victim_pack(path: Path, jobs: list, registry: Registry) -> dict[str, Any]:
     """Point every job at a cache folder of this pack's own and install its victims there; returns
     what the manifest records about the pack."""
     pack = VictimPack(path)
     if any(job.fresh for job in jobs):
         raise PackError("--fresh recomputes every stage, victims included; it cannot be used with --victims")
-    folder = f"pack-{pack.sha256[:16]}"
+    folder = pack_folder(pack.sha256)
     written = 0
     for job in jobs:
         job.cache_dir = str(Path(job.cache_dir) / folder)
