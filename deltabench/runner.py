@@ -157,13 +157,12 @@ def run_suite(
     CSV's manifest, even after an interrupt. ``victims``: a victim pack (:mod:`deltabench.packs`)
     whose attack, victim and clean-model stages replace computing them."""
     results = parsed.suite.output_dir / (shard_file(*shard) if shard else RESULTS_FILE)
-    started, completed, used = now(), False, None
+    started, completed = now(), False
     with hold_output_lock(results):
+        registry = registry or default_registry()
+        jobs = plan_jobs(parsed, fresh=fresh)
+        used = use_victim_pack(victims, jobs, registry) if victims is not None else None
         try:
-            registry = registry or default_registry()
-            jobs = plan_jobs(parsed, fresh=fresh)
-            if victims is not None:
-                used = use_victim_pack(victims, jobs, registry)
             summary = _run_suite(parsed, jobs, fresh=fresh, registry=registry, shard=shard)
             completed = True
             return summary
