@@ -264,13 +264,15 @@ def verify(
 ) -> None:
     """Recompute random cells (detection and unlearning) and check they give the CSV's numbers."""
     from .exceptions import PackError
-    from .verify import COUNTS, RATES, verify_cells
+    from .verify import COUNTS, RATES, edited_csvs, verify_cells
 
     try:
         checks = verify_cells(folder, cells, _registry(), seed=seed, atol=atol, victims=victims)
     except (FileNotFoundError, ValueError, PackError) as exc:
         _fail([str(exc)])
     typer.echo(f"tolerance: {', '.join(COUNTS)} equal; {', '.join(RATES)} within {atol:g} (absolute)")
+    for line in edited_csvs(folder):
+        typer.echo(f"note: {line}")
     for check in checks:
         verdict = "agrees" if check.agrees else "DISAGREES: " + "; ".join(check.differences)
         typer.echo(f"{check.cell} [{check.source}, victim from {check.victim_from}]: {verdict}")

@@ -19,14 +19,14 @@ import numpy as np
 
 from .config import suite_from_dict
 from .leaderboard import load_results
-from .manifest import manifest_path, read_manifest
+from .manifest import manifest_path, read_manifest, sha256_file
 from .packs import VictimPack, copy_upstream, install_victims, pack_folder
 from .registry import Registry
 from .rows import cell_row, results_files
 from .runner import plan_jobs
 from .stages import Stages
 
-__all__ = ["COUNTS", "RATES", "CellCheck", "verify_cells"]
+__all__ = ["COUNTS", "RATES", "CellCheck", "edited_csvs", "verify_cells"]
 
 #: compared exactly
 COUNTS = ["n_poisons", "flagged", "true_poisons_flagged"]
@@ -77,6 +77,16 @@ def _planned(folder: Path, registry: Registry) -> dict[str, tuple[Any, Any, Any,
             for cid, det, unl in job.cells(registry):
                 cells.setdefault(cid, (job, det, unl, pack))
     return cells
+
+
+def edited_csvs(folder: Path) -> list[str]:
+    """The folder's CSVs whose SHA-256 is not the one their manifest recorded (edited after the run)."""
+    out = []
+    for csv in results_files(folder):
+        manifest = read_manifest(manifest_path(csv))
+        if manifest is not None and manifest.get("csv_sha256") != sha256_file(csv):
+            out.append(f"{csv}: SHA-256 differs from {manifest_path(csv).name} (changed after its run)")
+    return out
 
 
 def verify_cells(
