@@ -167,6 +167,14 @@ def build_pack(parsed: ParsedSuite, jobs: list, registry: Registry, output: Path
     return index
 
 
+def _intact(store: ArtifactStore, stage: str, key: str) -> bool:
+    """Whether a stage installed earlier is still whole (a damaged one would be trained again)."""
+    try:
+        return store.has(stage, key) and store.load(stage, key) is not None
+    except DamagedArtifact:
+        return False
+
+
 def install_victims(pack: VictimPack, job: Any, registry: Registry) -> int:
     """Put the pack's stages of ``job``'s victim into ``job.cache_dir`` under this checkout's keys;
     returns how many were written (0 when already there)."""
@@ -188,7 +196,7 @@ def install_victims(pack: VictimPack, job: Any, registry: Registry) -> int:
     store, keys, written = ArtifactStore(job.cache_dir), local_keys(stages), 0
     for stage in UPSTREAM:
         identity = entry[stage]
-        if identity is None or store.has(stage, keys[stage]):
+        if identity is None or _intact(store, stage, keys[stage]):
             continue
         value = pack.load(stage, identity)
         if stage == "attack":

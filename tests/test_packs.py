@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -139,6 +140,15 @@ def test_a_run_on_a_pack_trains_nothing_and_pairs_with_the_published_rows(publis
     assert oracle.unpaired == [] and [g.victims_differ for g in oracle.groups] == [0]
     assert set(mine.loc[mine["detector"] == "oracle", "cell_id"]) == set(
         base.loc[base["detector"] == "oracle", "cell_id"]
+    )
+
+    # a damaged installed victim is installed again from the pack, not trained again
+    (installed,) = Path(published["tmp"], "cache").glob("pack-*/victim/*.safetensors")
+    installed.write_bytes(installed.read_bytes()[:-8])
+    suite["output"] = str(tmp_path / "again")
+    again = run_suite(suite_from_dict(suite, registry), registry=registry, victims=published["pack"])
+    assert (
+        again.failed == 0 and pd.read_csv(again.output)["victim_psr"].tolist() == mine["victim_psr"].tolist()
     )
 
     # submitted into the published folder, the new detector pairs with a published one on the same victims
