@@ -222,7 +222,8 @@ def pack(
     from .config import suite_from_dict
     from .exceptions import PackError, SuiteError
     from .manifest import MANIFEST_FILE, read_manifest
-    from .packs import build_pack, pack_size
+    from .manifest import sha256_file
+    from .packs import PACK_FILE, build_pack, pack_size
     from .runner import plan_jobs
 
     registry = _registry()
@@ -244,6 +245,7 @@ def pack(
     typer.echo(
         f"{len(index['victims'])} victims, {len(index['files'])} files, {size / 2**20:.2f} MiB -> {output}"
     )
+    typer.echo(f"publish with it the SHA-256 of {output / PACK_FILE}: {sha256_file(output / PACK_FILE)}")
 
 
 @app.command()

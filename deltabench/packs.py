@@ -139,6 +139,7 @@ def build_pack(parsed: ParsedSuite, jobs: list, registry: Registry, output: Path
         for stage, value in stored.items():
             out.save(stage, ids[stage], value)
             rel = f"{stage}/{ids[stage]}.safetensors"
+            (output / rel).chmod(0o644)  # a pack is for publishing
             files[rel] = sha256_file(output / rel)
         victims.append(
             {
