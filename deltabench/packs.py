@@ -34,7 +34,7 @@ from .manifest import now, resolved_suite, sha256_file
 from .poison_delta import dataset_sha256, decode_poisoned, encode_poisoned
 from .registry import Registry
 from .rows import code_revision
-from .stages import CleanModelStage, PoisonedStage, Stages, VictimStage
+from .stages import CleanModelStage, PoisonedStage, Setting, Stages, VictimStage
 
 __all__ = [
     "PACK_FILE",
@@ -111,7 +111,7 @@ class VictimPack:
         return len(self.index["files"])
 
 
-def build_pack(parsed: ParsedSuite, jobs: list, registry: Registry, output: Path) -> dict[str, Any]:
+def build_pack(parsed: ParsedSuite, jobs: list[Setting], registry: Registry, output: Path) -> dict[str, Any]:
     """Write a pack of every job's upstream stages found in its cache (computing nothing); returns
     the pack's index. Jobs whose victim is not cached (e.g. a failed attack) are left out, and said."""
     if (output / PACK_FILE).exists():
@@ -152,7 +152,8 @@ def build_pack(parsed: ParsedSuite, jobs: list, registry: Registry, output: Path
         )
     if not victims:
         raise PackError(
-            f"{parsed.suite.cache}: no cached victim of suite '{parsed.suite.name}'; run it first"
+            f"{parsed.suite.cache}: no cached victim of suite '{parsed.suite.name}'; run it first, with "
+            "the code that made the run (cache keys include the core code digest)"
         )
     for setting in missing:
         log(f"pack: {setting}: no cached victim (its cells failed?); left out")
@@ -176,7 +177,7 @@ def _intact(store: ArtifactStore, stage: str, key: str) -> bool:
         return False
 
 
-def install_victims(pack: VictimPack, job: Any, registry: Registry) -> int:
+def install_victims(pack: VictimPack, job: Setting, registry: Registry) -> int:
     """Put the pack's stages of ``job``'s victim into ``job.cache_dir`` under this checkout's keys;
     returns how many were written (0 when already there)."""
     stages = Stages(job, registry)
@@ -215,7 +216,7 @@ def pack_folder(pack_sha256: str) -> str:
     return f"pack-{pack_sha256[:16]}"
 
 
-def use_victim_pack(path: Path, jobs: list, registry: Registry) -> dict[str, Any]:
+def use_victim_pack(path: Path, jobs: list[Setting], registry: Registry) -> dict[str, Any]:
     """Point every job at a cache folder of this pack's own and install its victims there; returns
     what the manifest records about the pack."""
     pack = VictimPack(path)
@@ -235,7 +236,7 @@ def pack_size(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
-def copy_upstream(job: Any, registry: Registry, target: Path) -> int:
+def copy_upstream(job: Setting, registry: Registry, target: Path) -> int:
     """Copy ``job``'s cached upstream stages into the cache folder ``target`` (for recomputing
     downstream stages alone); returns how many were found."""
     stages = Stages(job, registry)
