@@ -59,8 +59,13 @@ def run(
         str | None,
         typer.Option(help="I/N: run only shard I (0-based) of N, e.g. one per machine sharing the cache"),
     ] = None,
+    victims: Annotated[
+        Path | None,
+        typer.Option(help="victim pack (deltabench pack): use its victims instead of training them"),
+    ] = None,
 ) -> None:
     """Run a suite; resumes by default (finished cells and cached stages are reused)."""
+    from .exceptions import PackError
     from .leaderboard import load_results, render_markdown
     from .locking import OutputLockError
     from .runner import run_suite
@@ -74,14 +79,16 @@ def run(
             _fail([f"--shard: expected I/N with 0 <= I < N, e.g. 0/4, got '{shard}'"])
         shard_spec = (int(index), int(count))
     try:
-        summary = run_suite(parsed, fresh=fresh, registry=registry, shard=shard_spec)
+        summary = run_suite(parsed, fresh=fresh, registry=registry, shard=shard_spec, victims=victims)
+    except PackError as exc:
+        _fail([str(exc)])
     except KeyboardInterrupt:
         typer.echo("interrupted: finished rows are saved; run the same command again to resume", err=True)
         raise typer.Exit(130) from None
     except OutputLockError as exc:
         _fail([str(exc)])
     if report and shard_spec is None and summary.output.is_file():
-        frame = load_results(summary.output)
+        frame = load_results(summary.output.parent)  # with the folder's submissions
         (summary.output.parent / "leaderboard.md").write_text(
             render_markdown(
                 frame, f"Leaderboard: {parsed.suite.name}", cache_dir=parsed.suite.cache, registry=registry
@@ -234,6 +241,80 @@ def compare(
     if fail_if_worse and result.regressions:
         for group in result.regressions:
             typer.echo(f"worse: {'/'.join(group.key)}: {', '.join(group.worse())}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def pack(
+    folder: Annotated[Path, typer.Argument(help="results folder of a run, e.g. leaderboards/quick")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="folder to write the pack to")],
+    suite: Annotated[
+        Path | None, typer.Option(help="suite YAML of the run (default: the suite in FOLDER/manifest.json)")
+    ] = None,
+) -> None:
+    """Pack a run's victims (poisoned data, weights, affected points, clean model) from its cache,
+    so others score new detectors and unlearners on the same victims (`run --victims`)."""
+    from .config import suite_from_dict
+    from .exceptions import PackError, SuiteError
+    from .manifest import MANIFEST_FILE, read_manifest, sha256_file
+    from .packs import PACK_FILE, build_pack, pack_size
+    from .runner import plan_jobs
+
+    registry = _registry()
+    if suite is not None:
+        parsed = _parse(suite)[1]
+    else:
+        manifest = read_manifest(folder / MANIFEST_FILE)
+        if manifest is None:
+            _fail([f"{folder / MANIFEST_FILE}: no manifest; name the run's suite with --suite"])
+        try:
+            parsed = suite_from_dict(manifest["suite"], registry, str(folder / MANIFEST_FILE))
+        except SuiteError as exc:
+            _fail(exc.problems)
+    try:
+        index = build_pack(parsed, plan_jobs(parsed), registry, output)
+    except PackError as exc:
+        _fail([str(exc)])
+    size = pack_size(output)
+    typer.echo(
+        f"{len(index['victims'])} victims, {len(index['files'])} files, {size / 2**20:.2f} MiB -> {output}"
+    )
+    typer.echo(f"publish with it the SHA-256 of {output / PACK_FILE}: {sha256_file(output / PACK_FILE)}")
+
+
+@app.command()
+def verify(
+    folder: Annotated[
+        Path, typer.Argument(help="results folder with manifest.json, e.g. leaderboards/quick")
+    ],
+    cells: Annotated[int, typer.Option(help="how many random ok cells to recompute")] = 3,
+    seed: Annotated[int, typer.Option(help="seed of the random choice of cells")] = 0,
+    atol: Annotated[
+        float,
+        typer.Option(help="tolerance on rates (accuracy, PSR, precision, recall); counts must be equal"),
+    ] = 1e-6,
+    victims: Annotated[
+        Path | None,
+        typer.Option(help="victim pack to take victims from (default: the manifest's, or the cache)"),
+    ] = None,
+) -> None:
+    """Recompute random cells (detection and unlearning) and check they give the CSV's numbers."""
+    from .exceptions import PackError
+    from .verify import COUNTS, RATES, edited_csvs, verify_cells
+
+    try:
+        checks = verify_cells(folder, cells, _registry(), seed=seed, atol=atol, victims=victims)
+    except (FileNotFoundError, ValueError, PackError) as exc:
+        _fail([str(exc)])
+    typer.echo(f"tolerance: {', '.join(COUNTS)} equal; {', '.join(RATES)} within {atol:g} (absolute)")
+    for line in edited_csvs(folder):
+        typer.echo(f"note: {line}")
+    for check in checks:
+        verdict = "agrees" if check.agrees else "DISAGREES: " + "; ".join(check.differences)
+        typer.echo(f"{check.cell} [{check.source}, victim from {check.victim_from}]: {verdict}")
+    bad = sum(not c.agrees for c in checks)
+    typer.echo(f"{len(checks) - bad} of {len(checks)} cells agree")
+    if bad:
         raise typer.Exit(1)
 
 

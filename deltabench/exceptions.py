@@ -9,6 +9,7 @@ __all__ = [
     "DatasetMissingError",
     "ComponentError",
     "NoAffectedPointError",
+    "PackError",
 ]
 
 
@@ -39,3 +40,7 @@ class ComponentError(DeltabenchError):
 class NoAffectedPointError(DeltabenchError):
     """The victim sends no triggered test input to the target class: the attack did not take, so
     there is nothing to trace back. Its cells are recorded as ``skipped``, not as failures."""
+
+
+class PackError(DeltabenchError):
+    """A victim pack that cannot be used: missing, altered, or not built for this suite or dataset."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from .metrics import MAX_ACC_DROP, SUCCESS_PSR, accuracy_kept
-from .rows import RESULTS_FILE
+from .rows import results_files
 from .stats import Interval, mean_interval, wilson_interval
 
 if TYPE_CHECKING:
@@ -62,16 +62,17 @@ TABLE_TITLES = {
 
 
 def load_results(folder: str | Path) -> pd.DataFrame:
-    """The rows of a run: ``results.csv`` in ``folder`` if present, else every shard CSV there
-    (each cell once), or the one CSV file ``folder`` names."""
+    """The rows of a folder's results CSVs read together (see :func:`rows.results_files`), each cell
+    once (the first file's row wins), or of the one CSV file ``folder`` names. The ``source``
+    column says which file each row came from."""
     folder = Path(folder)
     if folder.is_file():
-        return pd.read_csv(folder)
-    results = folder / RESULTS_FILE
-    files = [results] if results.is_file() else sorted(folder.glob("*.csv"))
+        return pd.read_csv(folder).assign(source=folder.name)
+    files = results_files(folder)
     if not files:
         raise FileNotFoundError(f"{folder}: no leaderboard CSV here (run a suite first)")
-    frame = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    frames = [pd.read_csv(f).assign(source=f.relative_to(folder).as_posix()) for f in files]
+    frame = pd.concat(frames, ignore_index=True)
     return frame.drop_duplicates("cell_id") if "cell_id" in frame else frame
 
 

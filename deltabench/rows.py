@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 __all__ = [
     "RESULTS_FILE",
     "SHARD_PATTERN",
+    "SUBMISSION_PATTERNS",
     "COLUMNS",
+    "results_files",
     "shard_file",
     "cell_row",
     "error_text",
@@ -40,6 +42,8 @@ __all__ = [
 
 RESULTS_FILE = "results.csv"
 SHARD_PATTERN = "results.shard-*-of-*.csv"
+#: rows others added to a leaderboard folder (e.g. a plugin author's run on the published victims)
+SUBMISSION_PATTERNS = ("results-*.csv", "submissions/*.csv")
 
 COLUMNS = [
     "suite", "dataset", "model", "attack", "seed", "detector", "unlearner", "status", "error",
@@ -186,6 +190,14 @@ def write_rows_atomically(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     frame.to_csv(tmp, index=False)
     tmp.replace(path)
+
+
+def results_files(folder: Path) -> list[Path]:
+    """Every results CSV of a leaderboard folder, the one rule all readers share: the run's own
+    rows (``results.csv``, else its shard CSVs) first, then the submissions, each in name order."""
+    own = folder / RESULTS_FILE
+    files = [own] if own.is_file() else sorted(folder.glob(SHARD_PATTERN))
+    return files + sorted(f for pattern in SUBMISSION_PATTERNS for f in folder.glob(pattern))
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

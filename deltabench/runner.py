@@ -22,6 +22,8 @@ from .config import ComponentSpec, ParsedSuite
 from .exceptions import NoAffectedPointError
 from .locking import hold_output_lock
 from .log import log
+from .manifest import now, write_manifest
+from .packs import use_victim_pack
 from .registry import Registry, default_registry
 from .rows import (
     RESULTS_FILE,
@@ -149,18 +151,34 @@ def run_suite(
     fresh: bool = False,
     registry: Registry | None = None,
     shard: tuple[int, int] | None = None,
+    victims: Path | None = None,
 ) -> RunSummary:
-    """:func:`_run_suite` holding the results file's lock: a second run on it fails fast."""
+    """:func:`_run_suite` holding the results file's lock (a second run on it fails fast), then the
+    CSV's manifest, even after an interrupt. ``victims``: a victim pack (:mod:`deltabench.packs`)
+    whose attack, victim and clean-model stages replace computing them."""
     results = parsed.suite.output_dir / (shard_file(*shard) if shard else RESULTS_FILE)
+    started, completed = now(), False
     with hold_output_lock(results):
-        return _run_suite(parsed, fresh=fresh, registry=registry, shard=shard)
+        registry = registry or default_registry()
+        jobs = plan_jobs(parsed, fresh=fresh)
+        used = use_victim_pack(victims, jobs, registry) if victims is not None else None
+        try:
+            summary = _run_suite(parsed, jobs, fresh=fresh, registry=registry, shard=shard)
+            completed = True
+            return summary
+        finally:
+            if results.is_file():
+                write_manifest(
+                    results, parsed, started=started, completed=completed, fresh=fresh, victims=used
+                )
 
 
 def _run_suite(
     parsed: ParsedSuite,
+    jobs: list[Job],
     *,
-    fresh: bool = False,
-    registry: Registry | None = None,
+    fresh: bool,
+    registry: Registry,
     shard: tuple[int, int] | None = None,
 ) -> RunSummary:
     """Run every cell of a suite not already in its CSV; resume is the default, ``fresh`` recomputes.
@@ -170,8 +188,6 @@ def _run_suite(
     shards' rows into ``results.csv`` without computing anything.
     """
     started = time.perf_counter()
-    registry = registry or default_registry()
-    jobs = plan_jobs(parsed, fresh=fresh)
     out_dir = parsed.suite.output_dir
     if shard is not None:
         index, count = shard
