@@ -53,10 +53,7 @@ def test_a_three_victim_suite_has_four_upstream_units_then_one_per_victim_and_de
     assert all(len(u.detectors) == 1 and u.upstream_ready for u in detections)
     # cells already in the CSV leave their detector's unit out
     jobs[0].skip_cells = {cid for cid, d, _ in jobs[0].cells(registry) if d.name == "spectral"}
-    assert [u.detectors[0].name for u in detection_units(jobs[0], registry)] == [
-        "oracle",
-        "activation-clustering",
-    ]
+    assert [u.detectors[0].name for u in detection_units(jobs[0], registry)] == ["oracle"]
 
 
 @pytest.mark.slow
