@@ -298,7 +298,7 @@ class Stages:
         key = self._key(identity)
 
         def timed() -> R:
-            meter = StageMeter()
+            meter = StageMeter(self.device)
             with (
                 torch_threads(self.setting.threads),
                 deterministic_algorithms(self.setting.deterministic, self.device),
