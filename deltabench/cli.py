@@ -50,6 +50,16 @@ def _parse(suite: Path):
         _fail(exc.problems)
 
 
+def _up_to_date(markdown: Path, summary) -> bool:
+    """Whether a run that computed nothing left a report written after its CSV: then rendering it
+    again (pandas, scipy: most of a cached rerun's time) would write the same file."""
+    return (
+        summary.computed == 0
+        and markdown.is_file()
+        and markdown.stat().st_mtime_ns >= summary.output.stat().st_mtime_ns
+    )
+
+
 @app.command()
 def run(
     suite: Annotated[Path, typer.Argument(help="suite YAML file, e.g. suites/quick.yaml")],
@@ -61,7 +71,6 @@ def run(
     ] = None,
 ) -> None:
     """Run a suite; resumes by default (finished cells and cached stages are reused)."""
-    from .leaderboard import load_results, render_markdown
     from .locking import OutputLockError
     from .runner import run_suite
 
@@ -80,9 +89,12 @@ def run(
         raise typer.Exit(130) from None
     except OutputLockError as exc:
         _fail([str(exc)])
-    if report and shard_spec is None and summary.output.is_file():
+    markdown = summary.output.parent / "leaderboard.md"
+    if report and shard_spec is None and summary.output.is_file() and not _up_to_date(markdown, summary):
+        from .leaderboard import load_results, render_markdown
+
         frame = load_results(summary.output)
-        (summary.output.parent / "leaderboard.md").write_text(
+        markdown.write_text(
             render_markdown(
                 frame, f"Leaderboard: {parsed.suite.name}", cache_dir=parsed.suite.cache, registry=registry
             ),

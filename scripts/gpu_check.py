@@ -107,7 +107,7 @@ def check_suites(work: Path, device: str, width: int) -> list:
 
     registry = default_registry()
     write_cifar10(work / "data")
-    decoy = write_imagenette(work / "data")
+    decoy = write_imagenette(work / "data", per_class=15)  # as many images as the CIFAR files
     parsed_suites = []
     for name, stem in [("paper-badnet-cifar10", "cifar"), ("paper-witchesbrew-imagenette", "imagenet")]:
         raw = yaml.safe_load((ROOT / "suites" / f"{name}.yaml").read_text())
