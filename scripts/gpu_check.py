@@ -180,7 +180,8 @@ def check_influence(job, device: str) -> None:
     from deltabench.stages import Stages
 
     stages = Stages(job, default_registry())
-    model, train = stages.victim_model(), stages.poisoned().data.train
+    model = stages.victim_model()
+    train = stages.poisoned().data.train.subset(np.arange(64))  # EK-FAC of ResNet-18 on a CPU is slow
     queries = stages.dataset.test.subset(np.arange(4))
     settings = InfluenceSettings(factor_batch_size=64, train_batch_size=64)
     cpu = InfluenceEngine(model, train, settings, device="cpu").fit().scores(queries)
