@@ -50,6 +50,18 @@ def _parse(suite: Path):
         _fail(exc.problems)
 
 
+def _up_to_date(markdown: Path, summary) -> bool:
+    """Whether a run that computed nothing left a report written after every results CSV of its
+    folder (submissions too): then rendering it again (pandas, scipy: most of a cached rerun's time)
+    would write the same file. `deltabench leaderboard FOLDER --write` re-renders it on demand."""
+    from .rows import results_files
+
+    if summary.computed or not markdown.is_file():
+        return False
+    written = markdown.stat().st_mtime_ns
+    return all(written >= f.stat().st_mtime_ns for f in results_files(summary.output.parent))
+
+
 @app.command()
 def run(
     suite: Annotated[Path, typer.Argument(help="suite YAML file, e.g. suites/quick.yaml")],
@@ -66,7 +78,6 @@ def run(
 ) -> None:
     """Run a suite; resumes by default (finished cells and cached stages are reused)."""
     from .exceptions import PackError
-    from .leaderboard import load_results, render_markdown
     from .locking import OutputLockError
     from .runner import run_suite
 
@@ -87,9 +98,12 @@ def run(
         raise typer.Exit(130) from None
     except OutputLockError as exc:
         _fail([str(exc)])
-    if report and shard_spec is None and summary.output.is_file():
+    markdown = summary.output.parent / "leaderboard.md"
+    if report and shard_spec is None and summary.output.is_file() and not _up_to_date(markdown, summary):
+        from .leaderboard import load_results, render_markdown
+
         frame = load_results(summary.output.parent)  # with the folder's submissions
-        (summary.output.parent / "leaderboard.md").write_text(
+        markdown.write_text(
             render_markdown(
                 frame, f"Leaderboard: {parsed.suite.name}", cache_dir=parsed.suite.cache, registry=registry
             ),

@@ -94,6 +94,11 @@ class SuiteSettings(BaseModel):
     stage_timeout: float | None = Field(
         None, gt=0, description="seconds a stage may run before its cells fail (default: no limit)"
     )
+    deterministic: bool = Field(
+        False,
+        description="deterministic GPU arithmetic (no TF32, cuDNN search or nondeterministic kernels), "
+        "so a rerun on the same GPU repeats every bit; CPU results are the same either way",
+    )
 
     @field_validator("device")
     @classmethod

@@ -52,6 +52,7 @@ COLUMNS = [
     "unlearned_clean_acc", "unlearned_psr", "acc_change", "success",
     "attack_s", "victim_s", "detect_s", "unlearn_s",
     "attack_peak_mb", "victim_peak_mb", "detect_peak_mb", "unlearn_peak_mb",
+    "attack_gpu_peak_mb", "victim_gpu_peak_mb", "detect_gpu_peak_mb", "unlearn_gpu_peak_mb",
     "dataset_params", "model_params", "attack_params", "detector_params", "unlearner_params",
     "training", "affected_points", "device", "cell_id", "attack_key", "victim_key", "detect_key",
     "versions", "code_revision",
@@ -105,7 +106,11 @@ def error_text(exc: BaseException) -> str:
 
 
 def _cost(prefix: str, cost: StageCost) -> dict[str, float]:
-    return {f"{prefix}_s": round(cost.seconds, 3), f"{prefix}_peak_mb": round(cost.peak_mb, 1)}
+    return {
+        f"{prefix}_s": round(cost.seconds, 3),
+        f"{prefix}_peak_mb": round(cost.peak_mb, 1),
+        f"{prefix}_gpu_peak_mb": round(cost.gpu_peak_mb, 1),
+    }
 
 
 def cell_row(

@@ -2,10 +2,11 @@
 
 One *job* per (dataset, model, attack, seed): it poisons the data, trains the victim (and a clean
 reference), then runs every detector and, on each detection, every unlearner. Each (detector,
-unlearner) pair is a *cell* and becomes one leaderboard row. Jobs are independent, so an executor
-may run them in any order or in parallel; the artifact cache makes a rerun or a resumed run skip
-every finished stage, and the CSV is rewritten atomically after each job so no finished row is lost.
-Stages are computed by :mod:`deltabench.stages`, rows built by :mod:`deltabench.rows`.
+unlearner) pair is a *cell* and becomes one leaderboard row. The executor runs a job as the work
+units of :mod:`deltabench.units` (first every victim, then every (victim, detector) pair), in any
+order or in parallel; the artifact cache makes a rerun or a resumed run skip every finished stage,
+and the CSV is rewritten atomically after each unit so no finished row is lost. Stages are
+computed by :mod:`deltabench.stages`, rows built by :mod:`deltabench.rows`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from .rows import (
     shard_file,
     write_rows_atomically,
 )
-from .stages import Setting, Stages
+from .stages import Setting
+from .units import detection_units, forget_stages, run_upstream, stages_for, upstream_units
 
 __all__ = ["Job", "plan_jobs", "run_suite", "run_job", "RunSummary"]
 
@@ -56,7 +58,7 @@ def run_job(job: Job, registry: Registry | None = None) -> list[dict[str, Any]]:
     """All rows of one job (cells in ``job.skip_cells`` are left out). Never raises for a
     component's failure: the affected cells become rows with ``status='failed'``."""
     registry = registry or default_registry()
-    stages = Stages(job, registry)
+    stages = stages_for(job, registry)
     cells = [c for c in job.cells(registry) if c[0] not in job.skip_cells]
     rows: list[dict[str, Any]] = []
     if not cells:
@@ -136,6 +138,7 @@ def plan_jobs(parsed: ParsedSuite, *, fresh: bool = False) -> list[Job]:
             clean_model=s.clean_model,
             threads=s.threads,
             stage_timeout=s.stage_timeout,
+            deterministic=s.deterministic,
             fresh=fresh,
         )
         for d in parsed.datasets
@@ -228,24 +231,44 @@ def _run_suite(
     executor = registry.get("executor", parsed.executor.name)(**parsed.executor.params)
     failed = 0
     bar = tqdm(total=total_cells, initial=len(kept), desc="cells", unit="cell", disable=None)
+
+    def record(result: list[dict[str, Any]]) -> None:
+        nonlocal failed
+        for row in result:
+            rows[row["cell_id"]] = row
+            failed += row["status"] == "failed"
+        bar.update(len(result))
+        save()
+
+    def failed_rows(job: Job, exc: BaseException) -> list[dict[str, Any]]:
+        err = error_text(exc)
+        cells = [c for c in job.cells(registry) if c[0] not in job.skip_cells]
+        return [cell_row(job, cid, d, u, status="failed", error=err) for cid, d, u in cells]
+
+    forget_stages()
     try:
-        # a registry pickles as the recipe that rebuilt it, so worker processes get the same plugins
-        for index, result in executor.map(functools.partial(run_job, registry=registry), todo):
-            job = todo[index]
+        # phase 1: every victim (and clean model); a registry pickles as the recipe that rebuilt
+        # it, so worker processes get the same plugins
+        upstream = upstream_units(todo, registry)
+        broken: dict[int, BaseException] = {}
+        for index, result in executor.map(functools.partial(run_upstream, registry=registry), upstream):
             if isinstance(result, BaseException):
-                err = error_text(result)
-                result = [
-                    cell_row(job, cid, d, u, status="failed", error=err)
-                    for cid, d, u in job.cells(registry)
-                    if cid not in kept
-                ]
-            for row in result:
-                rows[row["cell_id"]] = row
-                failed += row["status"] == "failed"
-            bar.update(len(result))
-            save()
+                log(
+                    f"FAILED {upstream[index].part} of {upstream[index].setting.describe()}: {error_text(result)}"
+                )
+                for i in upstream[index].jobs:
+                    broken.setdefault(i, result)
+        for i, exc in broken.items():
+            record(failed_rows(todo[i], exc))
+        # phase 2: every (victim, detector) pair with its unlearnings, victims read from the cache
+        units = [
+            unit for i, job in enumerate(todo) if i not in broken for unit in detection_units(job, registry)
+        ]
+        for index, result in executor.map(functools.partial(run_job, registry=registry), units):
+            record(failed_rows(units[index], result) if isinstance(result, BaseException) else result)
     finally:
         bar.close()
+        forget_stages()
     if not todo and (dropped or len(kept) != len(own_rows) or not out_path.exists()):
         save()  # nothing ran, but rows gathered from shards or cells that left the suite change the CSV
     return RunSummary(

@@ -16,7 +16,8 @@ Identity and cache key. A stage's *identity* hashes its components' specs (name,
 parameters), its upstream identity, the seed and :data:`CORE_VERSION`; its RNGs are seeded from it,
 so a setting draws the same random numbers under any executor. Its *cache key* adds what changes
 the arithmetic but not the draw: the digest of :data:`CORE_MODULES` (the shared code that
-determines numbers) and the torch thread count. Editing the training loop, the influence engine or
+determines numbers), the torch thread count and the device type (on a GPU also whether arithmetic
+was deterministic), so CPU- and GPU-computed stages never mix in a shared cache. Editing the training loop, the influence engine or
 this module therefore misses the cache by itself; there is no version to remember to bump.
 """
 
@@ -40,6 +41,7 @@ from .cache import ArtifactStore, DamagedArtifact, stable_hash
 from .codec import storable
 from .components import AttackContext, Component, DetectionContext, Detector, UnlearningContext
 from .config import ComponentSpec
+from .determinism import deterministic_algorithms
 from .exceptions import ComponentError, NoAffectedPointError
 from .log import log
 from .measure import StageCost, StageMeter
@@ -57,6 +59,7 @@ __all__ = [
     "Setting",
     "Stages",
     "StoredStages",
+    "UPSTREAM_STAGES",
     "UnlearningStage",
     "VictimStage",
     "core_digest",
@@ -76,6 +79,7 @@ CORE_MODULES = (
     "metrics.py",
     "artifacts.py",
     "codec.py",
+    "determinism.py",
     "features.py",
     "models/__init__.py",
     "influence/",
@@ -207,6 +211,9 @@ class UnlearningStage:
     cost: StageCost
 
 
+# the stages before any detector: a run computes them first, then its detections read them back
+UPSTREAM_STAGES = ("attack", "victim", "clean")
+
 R = TypeVar("R", PoisonedStage, VictimStage, CleanModelStage, DetectionStage, UnlearningStage)
 
 
@@ -225,7 +232,12 @@ class Setting:
     cache_dir: str = ".deltabench/cache"
     threads: int = 1
     stage_timeout: float | None = None
+    deterministic: bool = False
     fresh: bool = False
+    upstream_ready: bool = False  # this run computed the upstream stages: read them even when fresh
+
+    def describe(self) -> str:
+        return f"{self.dataset.name}/{self.model.name}/{self.attack.name}/seed {self.seed}"
 
     def cell_id(self, detector: ComponentSpec, unlearner: ComponentSpec, registry: Registry) -> str:
         """The identity of one leaderboard row: a row computed by other core code is recomputed."""
@@ -238,7 +250,14 @@ class Setting:
             CORE_VERSION,
             core_digest(),
             self.threads,
+            *_device_parts(resolve_device(self.device), self.deterministic),
         )
+
+
+def _device_parts(device: torch.device, deterministic: bool) -> list[Any]:
+    """What a key adds for the device: its type, so CPU- and GPU-computed stages never mix in a
+    shared cache, and on a GPU the deterministic switch (a CPU computes the same numbers either way)."""
+    return [device.type] + ([deterministic] if device.type != "cpu" else [])
 
 
 class Stages:
@@ -249,6 +268,7 @@ class Stages:
         self.setting = s
         self.registry = registry or default_registry()
         self.store = ArtifactStore(s.cache_dir, enabled=not s.fresh)
+        self._upstream_store = ArtifactStore(s.cache_dir, enabled=not s.fresh or s.upstream_ready)
         self.device = resolve_device(s.device)
         self.recipe = TrainingRecipe(**s.training)
         dataset_id = stable_hash("dataset", spec_key(s.dataset, self.registry), s.seed, CORE_VERSION)
@@ -263,29 +283,34 @@ class Stages:
         self._last_detection: tuple[ComponentSpec, DetectionStage] | None = None
 
     def describe(self) -> str:
-        s = self.setting
-        return f"{s.dataset.name}/{s.model.name}/{s.attack.name}/seed {s.seed}"
+        return self.setting.describe()
 
     def _make(self, kind: str, spec: ComponentSpec) -> Any:
         cls: type[Component] = self.registry.get(kind, spec.name)
         return cls(**spec.params)
 
     def _key(self, identity: str) -> str:
-        return stable_hash("stored", identity, core_digest(), self.setting.threads)
+        parts = _device_parts(self.device, self.setting.deterministic)
+        return stable_hash("stored", identity, core_digest(), self.setting.threads, *parts)
 
     def _staged(self, stage: str, identity: str, compute: Callable[[str], R], reuse: bool = True) -> R:
         """The stored result, or ``compute(key)`` timed and run under the setting's thread count."""
         key = self._key(identity)
 
         def timed() -> R:
-            meter = StageMeter()
-            with torch_threads(self.setting.threads), meter:
+            meter = StageMeter(self.device)
+            with (
+                torch_threads(self.setting.threads),
+                deterministic_algorithms(self.setting.deterministic, self.device),
+                meter,
+            ):
                 value = time_limited(lambda: compute(key), stage, key, self.setting.stage_timeout)
             value.cost = meter.cost
             log(f"{stage} {self.describe()}: {value.cost.seconds:.1f} s")
             return value
 
-        return self.store.get_or_compute(stage, key, timed)[0] if reuse else timed()
+        store = self._upstream_store if stage in UPSTREAM_STAGES else self.store
+        return store.get_or_compute(stage, key, timed)[0] if reuse else timed()
 
     @property
     def dataset(self) -> Dataset:

@@ -14,7 +14,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
+
+from .lazy import lazy_module
+
+sps = lazy_module("scipy.stats")  # ~1 s of imports that every registry load (not only reports) would pay
 
 __all__ = [
     "Interval",

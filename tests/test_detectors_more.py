@@ -187,3 +187,10 @@ def test_frequency_analyzer_separates_triggered_from_clean(badnet_victim):
     surely, possibly = p_train >= 0.5 + 1e-4, p_train >= 0.5 - 1e-4
     assert set(np.flatnonzero(surely)) <= set(det.flagged) <= set(np.flatnonzero(possibly))
     assert 0 < det.flagged.size < len(p_train)
+
+
+def test_the_dct_of_a_training_set_in_chunks_is_the_dct_of_the_whole_set():
+    from deltabench.detectors.frequency_analyzer import dct2_in_chunks
+
+    x = torch.rand(70, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(dct2_in_chunks(x, chunk=16), dct2(x))

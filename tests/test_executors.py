@@ -160,3 +160,18 @@ def test_runs_killed_at_random_moments_leave_no_worker_and_resume_to_the_same_cs
     assert len(uninterrupted) == 8 and (uninterrupted["status"] == "ok").all()
     pd.testing.assert_frame_equal(resumed, uninterrupted)
     print(f"{executor}: {kills} kills ({with_workers} with live workers), seed {seed}: CSV identical")
+
+
+def test_workers_spread_over_the_given_gpus():
+    jobs = ["CUDA_VISIBLE_DEVICES"] * 4
+    seen = [value for _, value in run_in_workers(os.getenv, jobs, workers=2, threads=1, gpus=["0", "1"])]
+    assert sorted(set(seen)) == ["0", "1"]  # each worker sees its own card
+
+
+def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
+    from deltabench.executors.local import visible_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    assert visible_gpus() == ["2", "5"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == []

@@ -17,7 +17,7 @@ import yaml
 from deltabench import Detector, Executor, Unlearner, hookimpl
 from deltabench.config import suite_from_dict
 from deltabench.registry import default_registry, load_registry
-from deltabench.runner import RESULTS_FILE, run_job, run_suite
+from deltabench.runner import RESULTS_FILE, run_suite
 
 
 def tiny_suite(tmp_path: Path, **changes) -> dict:
@@ -165,10 +165,11 @@ def test_costliest_attacks_start_first_and_rows_keep_suite_order(tmp_path):
     class Recording(Executor):
         name = "recording"
 
-        def map(self, fn, jobs):
-            started.extend(job.attack.label for job in jobs)
-            for i, job in enumerate(jobs):
-                yield i, run_job(job, registry)
+        def map(self, fn, units):
+            # phase 1 hands over victims (UpstreamUnit), phase 2 (victim, detector) jobs
+            started.extend(getattr(unit, "setting", unit).attack.label for unit in units)
+            for i, unit in enumerate(units):
+                yield i, fn(unit)
 
     @hookimpl
     def register_executors(register):
@@ -188,7 +189,8 @@ def test_costliest_attacks_start_first_and_rows_keep_suite_order(tmp_path):
         executor={"name": "recording"},
     )
     summary = run_suite(suite_from_dict(suite, registry), registry=registry)
-    assert started == ["witches-brew", "badnet"]  # Witches' Brew costs ~20 victims' training
+    # Witches' Brew costs ~20 victims' training: its victim starts first, then its detection
+    assert started[:2] == ["witches-brew", "badnet"] and started[-2:] == ["witches-brew", "badnet"]
     assert list(pd.read_csv(summary.output)["attack"]) == ["badnet", "witches-brew"]
 
 

@@ -32,3 +32,39 @@ def test_a_lazy_module_imports_on_first_use():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True", "(0.0,", "1.0,", "1.0)"]
+
+
+def test_a_cached_rerun_keeps_its_report_and_imports_neither_scipy_nor_a_heavy_dependency(tmp_path):
+    """A rerun that computes nothing leaves leaderboard.md as it is: rendering it again is most of
+    a cached rerun's time (pandas' reports, scipy's intervals) and would write the same file."""
+    import yaml
+
+    suite = {
+        "name": "cached",
+        "device": "cpu",
+        "output": str(tmp_path / "out"),
+        "cache": str(tmp_path / "cache"),
+        "datasets": ["digits"],
+        "models": [{"name": "small-cnn", "params": {"width": 4, "hidden": 8}}],
+        "training": {"epochs": 1, "translate": 0, "hflip": False},
+        "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
+        "detectors": ["spectral"],
+        "unlearners": ["none"],
+        "references": False,
+        "clean_model": False,
+    }
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    subprocess.run([sys.executable, "-m", "deltabench", "run", str(path)], check=True, capture_output=True)
+    report = tmp_path / "out" / "leaderboard.md"
+    written = report.stat().st_mtime_ns
+    code = (
+        "import json, sys\n"
+        "from deltabench.cli import app\n"
+        f"try:\n    app([{'run'!r}, {str(path)!r}])\nexcept SystemExit:\n    pass\n"
+        f"print(json.dumps(sorted(m for m in {(*HEAVY, 'scipy.stats')!r} if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    assert "0 computed, 1 reused" in out.stdout
+    assert report.stat().st_mtime_ns == written

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from deltabench.training import accuracy, augment_batch, even_batches
+from deltabench.training import accuracy, augment_batch, even_batches, shifted_crops
 
 
 def test_translation_moves_each_image_by_at_most_t_pixels():
@@ -17,6 +18,16 @@ def test_translation_moves_each_image_by_at_most_t_pixels():
     assert ((rows - 3).abs() <= 2).all() and ((cols - 4).abs() <= 2).all()
     assert (out.flatten(1).sum(1) == 1).all()  # the pixel never falls off at t=2
     assert len(set(zip(rows.tolist(), cols.tolist()))) > 10  # shifts differ across the batch
+
+
+def test_the_gather_used_on_a_gpu_gives_the_cpus_per_shift_slices():
+    x = torch.rand(300, 3, 10, 12, generator=torch.Generator().manual_seed(1))
+    sliced = augment_batch(x, translate=3, hflip=False, generator=torch.Generator().manual_seed(5))
+    gen, span = torch.Generator().manual_seed(5), 7  # the same draws as augment_batch's
+    shifts = torch.randint(0, span, (300,), generator=gen) * span
+    shifts += torch.randint(0, span, (300,), generator=gen)
+    gathered = shifted_crops(F.pad(x, (3, 3, 3, 3)), shifts, span, 10, 12)
+    assert torch.equal(gathered, sliced) and not torch.equal(gathered, x)
 
 
 def test_flip_mirrors_about_half_the_batch():

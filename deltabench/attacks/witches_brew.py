@@ -52,11 +52,20 @@ from ..training import augment_batch, predict
 __all__ = ["WitchesBrew", "gradient_matching_loss"]
 
 LR_DROPS = (1 / 2.667, 1 / 1.6, 1 / 1.142)  # fractions of the steps where the lr drops x0.1
+LOGIT_CHUNK = 1024  # test images per forward pass when choosing the target on an accelerator
 
 
 def _param_grad(model: nn.Module, loss: torch.Tensor, create_graph: bool) -> list[torch.Tensor]:
     params = [p for p in model.parameters() if p.requires_grad]
     return list(torch.autograd.grad(loss, params, create_graph=create_graph))
+
+
+def _logits(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The model's logits for ``x``, on the CPU. On an accelerator in chunks, so a whole test set
+    never has to fit its memory; on a CPU in one batch, as before (a batch's shape can change the
+    last bits of a CPU matmul, hence which target a low margin picks)."""
+    size = len(x) if device.type == "cpu" else LOGIT_CHUNK
+    return torch.cat([model(x[i : i + size].to(device)).cpu() for i in range(0, len(x), size)])
 
 
 def gradient_matching_loss(poison_grad: list[torch.Tensor], target_grad: list[torch.Tensor]) -> torch.Tensor:
@@ -160,7 +169,7 @@ class WitchesBrew(Attack):
         # unchanged); low-margin averages the ensemble's logits, a steadier estimate of the margin.
         judges = surrogates if p.target_selection == "low-margin" else surrogates[:1]
         with torch.no_grad():
-            logits = sum(m(data.test.x.to(ctx.device)).cpu() for m in judges) / len(judges)
+            logits = sum(_logits(m, data.test.x, ctx.device) for m in judges) / len(judges)
         y = data.test.y.numpy()
         true_logit = logits.gather(1, data.test.y[:, None])[:, 0]
         runner_up = logits.scatter(1, data.test.y[:, None], float("-inf")).argmax(1)
@@ -287,7 +296,7 @@ class WitchesBrew(Attack):
                 loss = self._matching_loss(
                     surrogates, x_p[sl] + delta[sl] * scale, y_p[sl], target_grads, ctx, gen
                 )
-                loss.backward()
+                loss.backward(inputs=[delta])  # only delta's gradient: none into the surrogates
             with torch.no_grad():
                 delta.grad.sign_()
             opt.step()

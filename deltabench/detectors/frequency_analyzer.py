@@ -33,6 +33,12 @@ def dct2(x: torch.Tensor) -> torch.Tensor:
     return dct_matrix(h, x.dtype).to(x.device) @ x @ dct_matrix(w, x.dtype).to(x.device).T
 
 
+def dct2_in_chunks(x: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """:func:`dct2` of a whole training set ``chunk`` images at a time, so that the products'
+    temporaries (twice the set's size) never have to fit an accelerator's memory at once."""
+    return torch.cat([dct2(x[i : i + chunk]) for i in range(0, len(x), chunk)]) if len(x) else dct2(x)
+
+
 def synthetic_triggers(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """A copy of each image with one random synthetic trigger (one kind per image, uniformly):
     a block of side 1..H/4+1 in a random corner, filled white, with uniform noise or with a random
@@ -128,7 +134,7 @@ class FrequencyAnalyzer(Detector):
         if len(x) > p.max_images:
             x = x[torch.randperm(len(x), generator=gen)[: p.max_images]]
         x = x.to(ctx.device)
-        coeffs = dct2(x)
+        coeffs = dct2(x) if x.device.type == "cpu" else dct2_in_chunks(x)  # CPU: as it always was
         model = _DCTNet(x.shape[1], x.shape[-1], coeffs.mean(0), coeffs.std(0) + 1e-6).to(ctx.device)
         opt = torch.optim.Adam(model.parameters(), lr=p.lr)
         model.train()

@@ -36,11 +36,28 @@ class ProcessPool(Executor):
 
     class Params(Params):
         workers: int = Field(0, ge=0, description="worker processes; 0 = one per CPU core")
+        spread_gpus: bool = Field(
+            True,
+            description="each worker sees one of the visible GPUs, in turn (its CUDA_VISIBLE_DEVICES); "
+            "off for a suite that names a device index such as cuda:1",
+        )
 
     def map(self, fn, jobs):
         workers = self.params.workers or os.cpu_count() or 1
+        gpus = visible_gpus() if self.params.spread_gpus else []
         # stages set the suite's thread count themselves; 1 between stages keeps workers from oversubscribing
-        yield from run_in_workers(fn, jobs, workers=min(workers, max(1, len(jobs))), threads=1)
+        yield from run_in_workers(fn, jobs, workers=min(workers, max(1, len(jobs))), threads=1, gpus=gpus)
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA device ids this process may use: ``CUDA_VISIBLE_DEVICES``'s entries when it is set,
+    else one per device torch counts (through NVML, without initialising CUDA here)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [d.strip() for d in listed.split(",") if d.strip() and not d.strip().startswith("-")]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
 
 
 @hookimpl

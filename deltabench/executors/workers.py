@@ -53,10 +53,13 @@ class _Worker:
     job: int | None = None
     stage: str | None = None  # key of the time-limited stage it is running
     kill_at: float | None = None  # time.monotonic() past which it is killed
+    gpu: str | None = None  # the one GPU it sees (CUDA_VISIBLE_DEVICES)
 
 
-def _worker_main(conn: Connection, parent_pid: int, threads: int) -> None:
+def _worker_main(conn: Connection, parent_pid: int, threads: int, gpu: str | None = None) -> None:
     die_with_parent(parent_pid)
+    if gpu is not None:  # before anything initialises CUDA, which reads it once
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent stops us
     import torch
 
@@ -83,11 +86,19 @@ def _worker_main(conn: Connection, parent_pid: int, threads: int) -> None:
 
 
 def run_in_workers(
-    fn: Callable[[Any], Any], jobs: Sequence[Any], *, workers: int, threads: int
+    fn: Callable[[Any], Any],
+    jobs: Sequence[Any],
+    *,
+    workers: int,
+    threads: int,
+    gpus: Sequence[str] = (),
 ) -> Iterator[tuple[int, Any]]:
     """Run ``fn(job)`` for every job in up to ``workers`` spawned processes; yield ``(index, result
     or exception)`` in completion order. Workers are started from the calling thread (which must
-    outlive them) and are all gone when this generator ends, is closed or is interrupted."""
+    outlive them) and are all gone when this generator ends, is closed or is interrupted.
+
+    With ``gpus`` (CUDA device ids), each new worker sees only the one fewest live workers use, so
+    ``cuda`` in a worker is its own card and the pool spreads over all of them."""
     ctx = multiprocessing.get_context("spawn")
     pending: deque[int] = deque(range(len(jobs)))
     expired: dict[int, set[str]] = {}
@@ -96,12 +107,14 @@ def run_in_workers(
 
     def start() -> _Worker:
         parent_end, child_end = ctx.Pipe()
+        used = [w.gpu for w in pool]
+        gpu = min(gpus, key=used.count) if gpus else None
         process = ctx.Process(
-            target=_worker_main, args=(child_end, os.getpid(), threads), name="deltabench-worker"
+            target=_worker_main, args=(child_end, os.getpid(), threads, gpu), name="deltabench-worker"
         )
         process.start()
         child_end.close()  # so the parent sees EOF when the worker dies
-        return _Worker(process, parent_end)
+        return _Worker(process, parent_end, gpu=gpu)
 
     def retire(worker: _Worker, *, kill: bool) -> None:
         pool.remove(worker)

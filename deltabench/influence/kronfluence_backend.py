@@ -32,8 +32,9 @@ warnings.filterwarnings("ignore", message=".*torch.cuda.amp.GradScaler.*", categ
 from kronfluence.analyzer import Analyzer, prepare_model  # noqa: E402
 from kronfluence.arguments import FactorArguments, ScoreArguments  # noqa: E402
 from kronfluence.task import Task  # noqa: E402
+from kronfluence.utils.state import State  # noqa: E402
 
-__all__ = ["KronfluenceBackend", "MarginTask"]
+__all__ = ["KronfluenceBackend", "MarginTask", "pin_device"]
 
 FACTORS = "factors"
 
@@ -61,6 +62,14 @@ class MarginTask(Task):
         return -margin(model(x), y).sum()
 
 
+def pin_device(device: torch.device) -> None:
+    """Make kronfluence compute on ``device``. Its process-wide ``State`` is set by the first
+    Analyzer of the process (a later one with another ``cpu`` flag keeps it) and knows only the
+    current CUDA device (``cuda``, never ``cuda:1``); both are reset here, before every Analyzer."""
+    State._reset_state()
+    State(cpu=device.type == "cpu").device = device
+
+
 class KronfluenceBackend:
     def __init__(self, model: nn.Module, train: ImageSet, settings, device: torch.device, output_dir: Path):
         self.settings = settings
@@ -68,6 +77,7 @@ class KronfluenceBackend:
         self.train_ds = TensorDataset(train.x, train.y)
         self.task = MarginTask(torch.Generator().manual_seed(settings.seed))
         self.model = prepare_model(model, self.task)
+        pin_device(device)
         self.analyzer = Analyzer(
             analysis_name="deltabench",
             model=self.model,

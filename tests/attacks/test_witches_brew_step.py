@@ -47,3 +47,27 @@ def test_first_signed_adam_step_has_the_rule_s_size(digits, params, pixel_step):
     assert steps.numel() > 100
     want = pixel_step(digits.std[0])
     torch.testing.assert_close(steps, torch.full_like(steps, want), atol=1e-5, rtol=1e-4)
+
+
+def test_the_brew_backward_reaches_delta_alone_with_the_full_gradient():
+    """``backward(inputs=[delta])``: the same delta gradient as a plain backward, and nothing
+    accumulated in the surrogates' weights (on a GPU that is a ResNet's worth of memory per step)."""
+    from types import SimpleNamespace
+
+    from deltabench.attacks.witches_brew import _param_grad
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.Linear(144, 3))
+    x, y = torch.rand(5, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1])
+    target = [g.detach() for g in _param_grad(model, F.cross_entropy(model(x[:1]), y[1:2]), False)]
+    attack, ctx = WitchesBrew(augment=False), SimpleNamespace(trainer=SimpleNamespace(recipe=None))
+    grads = []
+    for inputs in (None, True):
+        delta = torch.zeros_like(x).requires_grad_(True)
+        loss = attack._matching_loss([model], x + delta, y, [target], ctx, None)
+        loss.backward(inputs=[delta] if inputs else None)
+        grads.append(delta.grad.clone())
+        if inputs:
+            assert all(p.grad is None for p in model.parameters())
+        model.zero_grad(set_to_none=True)
+    assert torch.equal(grads[0], grads[1]) and grads[0].abs().sum() > 0
