@@ -124,14 +124,32 @@ def fashion_detections(n: int, detectors: list[str]) -> dict:
     }
 
 
+def kronfluence_patches() -> str:
+    """Which Conv2d patch extraction kronfluence ran with: ``strided`` (ours) or ``im2col``."""
+    import kronfluence.module.conv2d as conv2d
+
+    return "strided" if hasattr(conv2d.extract_patches, "__wrapped__") else "im2col"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", type=int)
     parser.add_argument("--data", choices=["digits", "fashion"], default="digits")
     parser.add_argument("--detectors", default="delta-influence")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--im2col",
+        action="store_true",
+        help="kronfluence's own Conv2d patches (the cost before conv_patches.py)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.im2col:
+        import kronfluence.module.conv2d as conv2d
+
+        import deltabench.influence.kronfluence_backend  # noqa: F401  (installs the strided patches)
+
+        conv2d.extract_patches = conv2d.extract_patches.__wrapped__
     if args.data == "digits":
         print(json.dumps(digits_detection(args.n)))
     else:
