@@ -37,7 +37,8 @@ def run_child(n: int) -> dict:
 
 def report(result: dict) -> str:
     """One line per detector: fit / score / total in epochs (CPU time; wall in brackets), RSS, quality."""
-    lines = [f"n={result['n']}: epoch {result['epoch_s']} s [wall, CPU]"]
+    epochs = ", ".join(f"{w:.1f} s wall / {c:.1f} s CPU" for w, c in result["epoch_s"])
+    lines = [f"n={result['n']}: epochs {epochs}"]
     for name, r in result["detectors"].items():
         (fw, fc), (sw, sc), (tw, tc) = r["fit_epochs"], r["score_epochs"], r["total_epochs"]
         lines.append(
