@@ -9,6 +9,8 @@ label: our sign convention, no flip needed.
 One pass: all queries go in ONE query batch (``per_device_query_batch_size = n_queries``), so the
 training set is walked once per ``score`` call whatever the number of queries (kronfluence walks it
 once per query batch).
+
+Conv2d patches are built by :mod:`.conv_patches` (bitwise the same as kronfluence's, ~25 % cheaper).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import shutil
 import warnings
+from importlib import metadata
 from itertools import count
 from pathlib import Path
 
@@ -29,10 +32,18 @@ from .measurement import margin, summed_cross_entropy
 
 warnings.filterwarnings("ignore", message=".*torch.cuda.amp.GradScaler.*", category=FutureWarning)
 
+import kronfluence.module.conv2d  # noqa: E402
 from kronfluence.analyzer import Analyzer, prepare_model  # noqa: E402
 from kronfluence.arguments import FactorArguments, ScoreArguments  # noqa: E402
 from kronfluence.task import Task  # noqa: E402
 from kronfluence.utils.state import State  # noqa: E402
+
+from .conv_patches import install  # noqa: E402
+
+# the same patches without im2col (conv_patches.py); only on the kronfluence line whose
+# extract_patches signature and column order it was checked against (bitwise, in its test)
+if metadata.version("kronfluence").startswith("1.0."):
+    install(kronfluence.module.conv2d)
 
 __all__ = ["KronfluenceBackend", "MarginTask", "pin_device"]
 
