@@ -1,6 +1,9 @@
 """Tables from leaderboard CSVs: victims, detection quality, unlearning outcomes, and a
 paper-style (Figure 3) grid of PSR and clean accuracy per detector and attack.
 
+Settings whose attack floor (the clean model's PSR on the triggered test set) is at or above the
+success threshold are marked: there a PSR below it is out of reach whatever a detector flags.
+
 It only renders: sections about one component (e.g. Δ-Influence's influence collapse) come from
 that component's plugin through the ``leaderboard_sections`` hook.
 """
@@ -21,7 +24,18 @@ from .stats import mean_interval, wilson_interval
 if TYPE_CHECKING:
     from .registry import Registry
 
-__all__ = ["Section", "load_results", "render_markdown", "summary_tables", "success_counts"]
+__all__ = [
+    "FLOOR_MARK",
+    "Section",
+    "floor_settings",
+    "load_results",
+    "render_markdown",
+    "summary_tables",
+    "success_counts",
+]
+
+SETTING = ["dataset", "model", "attack"]
+FLOOR_MARK = "⚑"
 
 
 @dataclass
@@ -61,22 +75,38 @@ def _count_ci(hits: pd.Series) -> str:
     return f"{k}/{n} [{iv.low * 100:.0f}, {iv.high * 100:.0f}]" if n else "-"
 
 
+def _victims(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per trained victim; victims whose attack did not take have only skipped rows."""
+    trained = frame[frame["status"].isin(["ok", "skipped"])]
+    victims = trained.drop_duplicates([*SETTING, "seed"])
+    if "clean_model_psr" not in victims:  # a CSV written before the column existed
+        victims = victims.assign(clean_model_psr=math.nan)
+    return victims
+
+
+def floor_settings(frame: pd.DataFrame) -> pd.DataFrame:
+    """The (dataset, model, attack) settings whose mean clean-model PSR is at least
+    ``SUCCESS_PSR``, with that mean as ``floor``: no detector can succeed there."""
+    floors = _victims(frame).groupby(SETTING)["clean_model_psr"].mean().rename("floor").reset_index()
+    return floors[floors["floor"] >= SUCCESS_PSR].reset_index(drop=True)
+
+
 def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str, pd.DataFrame]:
     """Victim, detection, unlearning and Figure-3 tables: means over victims with Student-t 95 %
     intervals, success counts with Wilson 95 % intervals (in %)."""
     ok = frame[frame["status"] == "ok"]
     tables: dict[str, pd.DataFrame] = {}
-    # victims whose attack did not take have only skipped rows, but belong in the victim table
-    trained = frame[frame["status"].isin(["ok", "skipped"])]
-    victims = trained.drop_duplicates(["dataset", "model", "attack", "seed"])
     tables["victims"] = (
-        victims.groupby(["dataset", "model", "attack"])
+        _victims(frame)
+        .groupby(SETTING)
         .apply(
             lambda g: pd.Series(
                 {
                     "seeds": g["seed"].nunique(),
                     "poisons": _mean_ci(g["n_poisons"], 1, 0),
                     "clean model acc %": _mean_ci(g["clean_model_acc"]),
+                    "clean model PSR % (floor)": _mean_ci(g["clean_model_psr"])
+                    + (f" {FLOOR_MARK}" if g["clean_model_psr"].mean() >= SUCCESS_PSR else ""),
                     "victim acc %": _mean_ci(g["victim_clean_acc"]),
                     "victim PSR %": _mean_ci(g["victim_psr"]),
                 }
@@ -159,6 +189,18 @@ def render_markdown(
         "accuracy was not kept; ✗ = PSR not below it. `successes` counts PSR below "
         f"{SUCCESS_PSR:.0%} (the paper's mark), `with acc kept` also requires the accuracy."
     )
+    floors = floor_settings(frame)
+    if not floors.empty:
+        listed = "; ".join(
+            f"{r.dataset} / {r.model} / {r.attack} ({r.floor * 100:.1f} %)" for r in floors.itertuples()
+        )
+        parts += [
+            "",
+            f"**{FLOOR_MARK} No detector can succeed in {len(floors)} setting(s).** A clean model, "
+            f"never poisoned, already has a mean PSR of at least {SUCCESS_PSR:.0%} on the triggered "
+            f"test set there, so unlearning cannot bring the PSR below {SUCCESS_PSR:.0%}: {listed}. "
+            "Their ✗ marks say more about the attack than about the detectors.",
+        ]
     headings = {
         "figure3": f"Unlearning with `{figure_unlearner}` on each detector's flagged set "
         "(PSR % / clean accuracy %), as in the paper's Figure 3",

@@ -1,8 +1,9 @@
 """Plans a suite's jobs, runs them through its executor and writes the CSV: nothing else.
 
 One *job* per (dataset, model, attack, seed): it poisons the data, trains the victim (and a clean
-reference), then runs every detector and, on each detection, every unlearner. Each (detector,
-unlearner) pair is a *cell* and becomes one leaderboard row. Jobs are independent, so an executor
+model, whose PSR on the triggered test set is the attack's floor), then runs every detector and, on
+each detection, every unlearner. Each (detector, unlearner) pair is a *cell* and becomes one
+leaderboard row. Jobs are independent, so an executor
 may run them in any order or in parallel; the artifact cache makes a rerun or a resumed run skip
 every finished stage, and the CSV is rewritten atomically after each job so no finished row is lost.
 Stages are computed by :mod:`deltabench.stages`, rows built by :mod:`deltabench.rows`.
@@ -64,6 +65,7 @@ def run_job(job: Job, registry: Registry | None = None) -> list[dict[str, Any]]:
             "poisoned": stages.poisoned(),
             "victim": stages.victim(),
             "clean": stages.clean_model(),
+            "floor": stages.floor(),
         }
     except Exception as exc:  # the attack or the victim failed: every cell of the job fails
         err = error_text(exc)
