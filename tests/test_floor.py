@@ -12,7 +12,7 @@ from deltabench.config import suite_from_dict
 from deltabench.leaderboard import FLOOR_MARK, floor_settings, render_markdown, summary_tables
 from deltabench.registry import default_registry
 from deltabench.runner import plan_jobs, run_suite
-from deltabench.stages import Stages
+from deltabench.stages import Stages, torch_threads
 
 
 def _suite(tmp_path, clean_model: bool = True) -> dict:
@@ -35,7 +35,7 @@ def test_the_floor_column_is_the_clean_models_psr_computed_independently(tmp_pat
     model = stages.trainer(torch.Generator()).new_model()
     model.load_state_dict(stages.clean_model().state)
     triggered = stages.poisoned().data.triggered_test
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(1):  # the suite's thread count, so the same float sums
         predicted = model.eval()(triggered.x).argmax(1)
     expected = float((predicted == int(row["target_class"])).float().mean())
     assert 0 < expected < 1  # the check below tells a floor from 0 and from the victim's 100 %
