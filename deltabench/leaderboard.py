@@ -84,11 +84,16 @@ def _victims(frame: pd.DataFrame) -> pd.DataFrame:
     return victims
 
 
+def _unreachable(mean_floor: float) -> bool:
+    """Whether a mean clean-model PSR leaves no room for success (success needs PSR < 5 %)."""
+    return bool(mean_floor >= SUCCESS_PSR)
+
+
 def floor_settings(frame: pd.DataFrame) -> pd.DataFrame:
     """The (dataset, model, attack) settings whose mean clean-model PSR is at least
     ``SUCCESS_PSR``, with that mean as ``floor``: no detector can succeed there."""
     floors = _victims(frame).groupby(SETTING)["clean_model_psr"].mean().rename("floor").reset_index()
-    return floors[floors["floor"] >= SUCCESS_PSR].reset_index(drop=True)
+    return floors[floors["floor"].map(_unreachable)].reset_index(drop=True)
 
 
 def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str, pd.DataFrame]:
@@ -106,7 +111,7 @@ def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[st
                     "poisons": _mean_ci(g["n_poisons"], 1, 0),
                     "clean model acc %": _mean_ci(g["clean_model_acc"]),
                     "clean model PSR % (floor)": _mean_ci(g["clean_model_psr"])
-                    + (f" {FLOOR_MARK}" if g["clean_model_psr"].mean() >= SUCCESS_PSR else ""),
+                    + (f" {FLOOR_MARK}" if _unreachable(g["clean_model_psr"].mean()) else ""),
                     "victim acc %": _mean_ci(g["victim_clean_acc"]),
                     "victim PSR %": _mean_ci(g["victim_psr"]),
                 }
