@@ -1,6 +1,9 @@
 """Tables from leaderboard CSVs: victims, detection quality, unlearning outcomes, and a
 paper-style (Figure 3) grid of PSR and clean accuracy per detector and attack.
 
+Settings whose attack floor (the clean model's PSR on the triggered test set) is at or above the
+success threshold are marked: there a PSR below it is out of reach whatever a detector flags.
+
 Each cell is computed once, as a :class:`Cell` holding its numbers (:func:`summary_cells`); the
 markdown here, the exports (:mod:`deltabench.exports`) and the site render those cells. It only
 renders: sections about one component (e.g. Δ-Influence's influence collapse) come from
@@ -27,12 +30,14 @@ if TYPE_CHECKING:
 __all__ = [
     "Cell",
     "Estimate",
+    "FLOOR_MARK",
     "GridCell",
     "Section",
     "Share",
     "TABLE_TITLES",
     "accuracy_kept_rows",
     "as_text",
+    "floor_settings",
     "load_results",
     "render_markdown",
     "summary_cells",
@@ -40,6 +45,9 @@ __all__ = [
     "success_counts",
     "success_grid",
 ]
+
+SETTING = ["dataset", "model", "attack"]
+FLOOR_MARK = "⚑"
 
 
 @dataclass
@@ -176,6 +184,27 @@ def as_text(table: pd.DataFrame) -> pd.DataFrame:
     return table.map(lambda v: v.text() if isinstance(v, Cell) else v)
 
 
+def _victims(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per trained victim; victims whose attack did not take have only skipped rows."""
+    trained = frame[frame["status"].isin(["ok", "skipped"])]
+    victims = trained.drop_duplicates([*SETTING, "seed"])
+    if "clean_model_psr" not in victims:  # a CSV written before the column existed
+        victims = victims.assign(clean_model_psr=math.nan)
+    return victims
+
+
+def _unreachable(mean_floor: float) -> bool:
+    """Whether a mean clean-model PSR leaves no room for success (success needs PSR < 5 %)."""
+    return bool(mean_floor >= SUCCESS_PSR)
+
+
+def floor_settings(frame: pd.DataFrame) -> pd.DataFrame:
+    """The (dataset, model, attack) settings whose mean clean-model PSR is at least
+    ``SUCCESS_PSR``, with that mean as ``floor``: no detector can succeed there."""
+    floors = _victims(frame).groupby(SETTING)["clean_model_psr"].mean().rename("floor").reset_index()
+    return floors[floors["floor"].map(_unreachable)].reset_index(drop=True)
+
+
 def summary_tables(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str, pd.DataFrame]:
     """:func:`summary_cells` as text, e.g. ``"97.8 [95.1, 100.0]"`` and ``"2/3 [21, 94]"``."""
     return {key: as_text(table) for key, table in summary_cells(frame, figure_unlearner).items()}
@@ -187,17 +216,17 @@ def summary_cells(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str
     Every rendering (markdown, exports, the site) starts from these, so they show the same numbers."""
     ok = frame[frame["status"] == "ok"]
     tables: dict[str, pd.DataFrame] = {}
-    # victims whose attack did not take have only skipped rows, but belong in the victim table
-    trained = frame[frame["status"].isin(["ok", "skipped"])]
-    victims = trained.drop_duplicates(["dataset", "model", "attack", "seed"])
     tables["victims"] = (
-        victims.groupby(["dataset", "model", "attack"])
+        _victims(frame)
+        .groupby(SETTING)
         .apply(
             lambda g: pd.Series(
                 {
                     "seeds": g["seed"].nunique(),
                     "poisons": _mean_ci(g["n_poisons"], 1, 0),
                     "clean model acc %": _mean_ci(g["clean_model_acc"]),
+                    "clean model PSR % (floor)": _mean_ci(g["clean_model_psr"])
+                    + (f" {FLOOR_MARK}" if _unreachable(g["clean_model_psr"].mean()) else ""),
                     "victim acc %": _mean_ci(g["victim_clean_acc"]),
                     "victim PSR %": _mean_ci(g["victim_psr"]),
                 }
@@ -291,6 +320,18 @@ def render_markdown(
         "accuracy was not kept; ✗ = PSR not below it. `successes` counts PSR below "
         f"{SUCCESS_PSR:.0%} (the paper's mark), `with acc kept` also requires the accuracy."
     )
+    floors = floor_settings(frame)
+    if not floors.empty:
+        listed = "; ".join(
+            f"{r.dataset} / {r.model} / {r.attack} ({r.floor * 100:.1f} %)" for r in floors.itertuples()
+        )
+        parts += [
+            "",
+            f"**{FLOOR_MARK} No detector can succeed in {len(floors)} setting(s).** A clean model, "
+            f"never poisoned, already has a mean PSR of at least {SUCCESS_PSR:.0%} on the triggered "
+            f"test set there, so unlearning cannot bring the PSR below {SUCCESS_PSR:.0%}: {listed}. "
+            "Their ✗ marks say more about the attack than about the detectors.",
+        ]
     for key, heading in TABLE_TITLES.items():
         if key in tables and not tables[key].empty:
             title = heading.format(unlearner=figure_unlearner)

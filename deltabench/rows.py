@@ -25,7 +25,14 @@ from .metrics import SUCCESS_PSR, detection_metrics
 if TYPE_CHECKING:
     from .config import ComponentSpec
     from .runner import Job
-    from .stages import CleanModelStage, DetectionStage, PoisonedStage, UnlearningStage, VictimStage
+    from .stages import (
+        CleanModelStage,
+        DetectionStage,
+        FloorStage,
+        PoisonedStage,
+        UnlearningStage,
+        VictimStage,
+    )
 
 __all__ = [
     "RESULTS_FILE",
@@ -47,7 +54,8 @@ SUBMISSION_PATTERNS = ("results-*.csv", "submissions/*.csv")
 
 COLUMNS = [
     "suite", "dataset", "model", "attack", "seed", "detector", "unlearner", "status", "error",
-    "n_train", "n_poisons", "target_class", "clean_model_acc", "victim_clean_acc", "victim_psr",
+    "n_train", "n_poisons", "target_class", "clean_model_acc", "clean_model_psr",
+    "victim_clean_acc", "victim_psr",
     "flagged", "true_poisons_flagged", "precision", "recall",
     "unlearned_clean_acc", "unlearned_psr", "acc_change", "success",
     "attack_s", "victim_s", "detect_s", "unlearn_s",
@@ -122,6 +130,7 @@ def cell_row(
     poisoned: PoisonedStage | None = None,
     victim: VictimStage | None = None,
     clean: CleanModelStage | None = None,
+    floor: FloorStage | None = None,
     detection: DetectionStage | None = None,
     unlearning: UnlearningStage | None = None,
     status: str = "ok",
@@ -159,6 +168,7 @@ def cell_row(
             "n_poisons": int(data.poison_indices.size),
             "target_class": data.target_class,
             "clean_model_acc": clean.clean_acc if clean else float("nan"),
+            "clean_model_psr": floor.psr if floor else float("nan"),
             "victim_clean_acc": victim.clean_acc,
             "victim_psr": victim.psr,
             **_cost("attack", poisoned.cost),

@@ -1,12 +1,13 @@
 """Plans a suite's jobs, runs them through its executor and writes the CSV: nothing else.
 
 One *job* per (dataset, model, attack, seed): it poisons the data, trains the victim (and a clean
-reference), then runs every detector and, on each detection, every unlearner. Each (detector,
-unlearner) pair is a *cell* and becomes one leaderboard row. The executor runs a job as the work
-units of :mod:`deltabench.units` (first every victim, then every (victim, detector) pair), in any
-order or in parallel; the artifact cache makes a rerun or a resumed run skip every finished stage,
-and the CSV is rewritten atomically after each unit so no finished row is lost. Stages are
-computed by :mod:`deltabench.stages`, rows built by :mod:`deltabench.rows`.
+reference model, whose PSR on the triggered test set is the attack's floor), then runs every
+detector and, on each detection, every unlearner. Each (detector, unlearner) pair is a *cell* and
+becomes one leaderboard row. The executor runs a job as the work units of :mod:`deltabench.units`
+(first every victim, then every (victim, detector) pair), in any order or in parallel; the artifact
+cache makes a rerun or a resumed run skip every finished stage, and the CSV is rewritten atomically
+after each unit so no finished row is lost. Stages are computed by :mod:`deltabench.stages`, rows
+built by :mod:`deltabench.rows`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def run_job(job: Job, registry: Registry | None = None) -> list[dict[str, Any]]:
             "poisoned": stages.poisoned(),
             "victim": stages.victim(),
             "clean": stages.clean_model(),
+            "floor": stages.floor(),
         }
     except Exception as exc:  # the attack or the victim failed: every cell of the job fails
         err = error_text(exc)

@@ -4,7 +4,8 @@ A :class:`Setting` (dataset, model, attack, seed, training recipe, ...) determin
 
     attack   -> PoisonedStage        poisoned training set, triggered test set, poison indices
     victim   -> VictimStage          weights trained on it, clean accuracy, PSR, affected points
-    clean    -> CleanModelStage  accuracy of a model trained on the clean set (optional)
+    clean    -> CleanModelStage      weights and accuracy of a model trained on the clean set (optional)
+    floor    -> FloorStage           that clean model's PSR on the attack's triggered test set
     detect   -> DetectionStage       one detector's flagged set
     unlearn  -> UnlearningStage      one unlearner applied to one detector's flagged set
 
@@ -55,6 +56,7 @@ __all__ = [
     "CORE_VERSION",
     "CleanModelStage",
     "DetectionStage",
+    "FloorStage",
     "PoisonedStage",
     "Setting",
     "Stages",
@@ -183,10 +185,29 @@ class VictimStage:
 @storable
 @dataclass
 class CleanModelStage:
-    """A model trained on the clean training set, for comparison: its clean accuracy."""
+    """A model trained on the clean training set, for comparison: its weights and clean accuracy.
+
+    It does not depend on the attack (one per dataset, model, recipe and seed); the weights are
+    kept so that each attack's :class:`FloorStage` can evaluate it without retraining.
+    """
 
     key: str
+    state: dict[str, torch.Tensor]
     clean_acc: float
+    cost: StageCost
+
+
+@storable
+@dataclass
+class FloorStage:
+    """The attack's floor: the clean model's PSR on the attack's triggered test set.
+
+    Unlearning cannot push a PSR below what a model that never saw a poison scores, so where the
+    floor is at or above the success threshold no detector can succeed.
+    """
+
+    key: str
+    psr: float
     cost: StageCost
 
 
@@ -214,7 +235,7 @@ class UnlearningStage:
 # the stages before any detector: a run computes them first, then its detections read them back
 UPSTREAM_STAGES = ("attack", "victim", "clean")
 
-R = TypeVar("R", PoisonedStage, VictimStage, CleanModelStage, DetectionStage, UnlearningStage)
+R = TypeVar("R", PoisonedStage, VictimStage, CleanModelStage, FloorStage, DetectionStage, UnlearningStage)
 
 
 @dataclass(kw_only=True)
@@ -276,9 +297,11 @@ class Stages:
         model = spec_key(s.model, self.registry)
         self._victim_id = stable_hash("victim", self._attack_id, model, s.training, s.seed, s.affected_points)
         self._clean_id = stable_hash("clean", dataset_id, model, s.training, s.seed)
+        self._floor_id = stable_hash("floor", self._clean_id, self._attack_id)
         self._dataset: Dataset | None = None
         self._poisoned: PoisonedStage | None = None
         self._victim: VictimStage | None = None
+        self._clean: CleanModelStage | None = None
         self._victim_model: torch.nn.Module | None = None
         self._last_detection: tuple[ComponentSpec, DetectionStage] | None = None
 
@@ -371,13 +394,30 @@ class Stages:
     def clean_model(self) -> CleanModelStage | None:
         if not self.setting.clean_model:
             return None
+        if self._clean is None:
 
-        def compute(key: str) -> CleanModelStage:
-            _, gen = _seeded(self._clean_id)
-            model = self.trainer(gen).fit_new(self.dataset.train, desc="clean model")
-            return CleanModelStage(key, accuracy(model, self.dataset.test), StageCost())
+            def compute(key: str) -> CleanModelStage:
+                _, gen = _seeded(self._clean_id)
+                model = self.trainer(gen).fit_new(self.dataset.train, desc="clean model")
+                state = {n: t.detach().cpu() for n, t in model.state_dict().items()}
+                return CleanModelStage(key, state, accuracy(model, self.dataset.test), StageCost())
 
-        return self._staged("clean", self._clean_id, compute)
+            self._clean = self._staged("clean", self._clean_id, compute)
+        return self._clean
+
+    def floor(self) -> FloorStage | None:
+        """The clean model's PSR on this attack's triggered test set (``None`` without a clean model)."""
+        clean = self.clean_model()
+        if clean is None:
+            return None
+
+        def compute(key: str) -> FloorStage:
+            model = self.trainer(torch.Generator()).new_model()
+            model.load_state_dict(clean.state)
+            psr = poison_success_rate(model.eval(), self.poisoned().data.triggered_test)
+            return FloorStage(key, psr, StageCost())
+
+        return self._staged("floor", self._floor_id, compute)
 
     def _detect_id(self, spec: ComponentSpec) -> str:
         return stable_hash("detect", self._victim_id, spec_key(spec, self.registry))
