@@ -12,6 +12,7 @@ that component's plugin through the ``leaderboard_sections`` hook.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -107,18 +108,21 @@ class Estimate(Cell):
     interval: Interval
     scale: float = 100.0
     digits: int = 1
+    mark: str = ""  # e.g. the floor mark of an unreachable setting
 
     def text(self) -> str:
-        return self.interval.format(self.scale, self.digits)
+        text = self.interval.format(self.scale, self.digits)
+        return f"{text} {self.mark}" if self.mark else text
 
     def numbers(self) -> dict[str, float | int | str]:
         iv = self.interval
-        return {
+        numbers: dict[str, float | int | str] = {
             "estimate": iv.estimate * self.scale,
             "low": iv.low * self.scale,
             "high": iv.high * self.scale,
             "n": iv.n,
         }
+        return {**numbers, "mark": self.mark} if self.mark else numbers
 
     def sort_key(self) -> float:
         return self.interval.estimate * self.scale
@@ -225,8 +229,10 @@ def summary_cells(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str
                     "seeds": g["seed"].nunique(),
                     "poisons": _mean_ci(g["n_poisons"], 1, 0),
                     "clean model acc %": _mean_ci(g["clean_model_acc"]),
-                    "clean model PSR % (floor)": _mean_ci(g["clean_model_psr"])
-                    + (f" {FLOOR_MARK}" if _unreachable(g["clean_model_psr"].mean()) else ""),
+                    "clean model PSR % (floor)": dataclasses.replace(
+                        _mean_ci(g["clean_model_psr"]),
+                        mark=FLOOR_MARK if _unreachable(g["clean_model_psr"].mean()) else "",
+                    ),
                     "victim acc %": _mean_ci(g["victim_clean_acc"]),
                     "victim PSR %": _mean_ci(g["victim_psr"]),
                 }
