@@ -191,7 +191,8 @@ def test_slurm_executor_on_submitits_local_cluster_gives_the_local_rows(tmp_path
     }
     rows = run_in_process(tmp_path, executor)
     assert_same_results(rows, local_rows, SEEDS[:2])
-    assert len(list((tmp_path / "logs").glob("*/*_log.err"))) == 2  # one array task per victim
+    # one array task per work unit: 2 victims (phase 1), then 2 victims x 2 detectors (phase 2)
+    assert len(list((tmp_path / "logs").glob("*/*_log.err"))) == 2 + 2 * 2
     slurm = default_registry().get("executor", "slurm")(**executor["params"])
     outcomes = dict(slurm.map(math.sqrt, [4.0, -1.0]))
     assert outcomes[0] == 2.0  # a raising task fails only its own job
