@@ -261,9 +261,9 @@ def stability(
     ] = False,
 ) -> None:
     """Count the verdicts (success rates, detector orderings) that differ significantly between two
-    disjoint sets of victims: two halves of one run, or two runs."""
+    disjoint sets of victims: two halves of one run, or two runs (cut to the seeds both ran)."""
     from .leaderboard import load_results
-    from .stability import compare_verdicts, render_stability, split_by_seed
+    from .stability import compare_verdicts, render_stability, shared_victims, split_by_seed
 
     order_unlearners = tuple(unlearner or ["eu"])
     try:
@@ -273,9 +273,8 @@ def stability(
             names = {"parity": ("even seeds", "odd seeds"), "halves": ("lower seeds", "upper seeds")}[split]
             report = compare_verdicts(half_a, half_b, *names, order_unlearners=order_unlearners)
         else:
-            report = compare_verdicts(
-                frame_a, load_results(b), str(a), str(b), order_unlearners=order_unlearners
-            )
+            run_a, run_b = shared_victims(frame_a, load_results(b))
+            report = compare_verdicts(run_a, run_b, str(a), str(b), order_unlearners=order_unlearners)
     except (FileNotFoundError, ValueError) as exc:
         _fail([str(exc)])
     typer.echo(render_stability(report))

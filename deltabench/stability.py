@@ -33,6 +33,7 @@ __all__ = [
     "OrderVerdict",
     "StabilityReport",
     "split_by_seed",
+    "shared_victims",
     "compare_verdicts",
     "render_stability",
 ]
@@ -110,6 +111,14 @@ def split_by_seed(frame: pd.DataFrame, how: Split = "parity") -> tuple[pd.DataFr
     first = {s for s in seeds if int(s) % 2 == 0} if how == "parity" else set(seeds[: len(seeds) // 2])
     chosen = frame["seed"].isin(first)
     return frame[chosen], frame[~chosen]
+
+
+def shared_victims(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two runs cut to the (dataset, model, attack, seed) settings both ran, so that a run of a few
+    seeds is compared with the same seeds of a larger one, not with other victims."""
+    keys = [*SETTING, "seed"]
+    both = a[keys].drop_duplicates().merge(b[keys].drop_duplicates())
+    return a.merge(both, on=keys), b.merge(both, on=keys)
 
 
 def _counts(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:

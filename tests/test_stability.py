@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deltabench.cli import app
-from deltabench.stability import compare_verdicts, render_stability, split_by_seed
+from deltabench.stability import compare_verdicts, render_stability, shared_victims, split_by_seed
 from deltabench.stats import two_sample_p
 
 SEEDS = range(12)
@@ -114,3 +114,15 @@ def test_two_runs_and_the_cli(tmp_path):
     assert parity.exit_code == 1 and "spectral/eu: 6/6 vs 0/6" in parity.output, parity.output
     bad = runner.invoke(app, ["stability", str(tmp_path / "a.csv"), "--split", "random"])
     assert bad.exit_code == 2 and "parity" in bad.output
+
+
+def test_two_runs_are_cut_to_the_seeds_both_ran(tmp_path):
+    full = _rows({("oracle", "eu"): set(range(4))})  # 4/12 over all seeds, 4/4 on seeds 0-3
+    few = _rows({("oracle", "eu"): set(range(4))}, seeds=range(4))
+    a, b = shared_victims(full, few)
+    assert set(a["seed"]) == set(range(4)) and len(a) == len(b) == 4
+    assert compare_verdicts(full, few).changed == 1  # 4/12 vs 4/4, had the runs not been cut
+    full.to_csv(tmp_path / "full.csv", index=False)
+    few.to_csv(tmp_path / "few.csv", index=False)
+    out = CliRunner().invoke(app, ["stability", str(tmp_path / "full.csv"), str(tmp_path / "few.csv")])
+    assert out.exit_code == 0 and "**0**" in out.output, out.output
