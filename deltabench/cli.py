@@ -259,6 +259,44 @@ def compare(
 
 
 @app.command()
+def stability(
+    a: Annotated[Path, typer.Argument(help="results folder or CSV")],
+    b: Annotated[
+        Path | None, typer.Argument(help="a second run of the same suite; omit to split A's victims by seed")
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="without B: parity (even vs odd seeds) or halves (lower vs upper seeds)")
+    ] = "parity",
+    unlearner: Annotated[
+        list[str] | None, typer.Option(help="unlearner(s) whose detector ordering is checked (default: eu)")
+    ] = None,
+    fail_if_changed: Annotated[
+        bool, typer.Option("--fail-if-changed", help="exit 1 when any verdict differs significantly")
+    ] = False,
+) -> None:
+    """Count the verdicts (success rates, detector orderings) that differ significantly between two
+    disjoint sets of victims: two halves of one run, or two runs (cut to the seeds both ran)."""
+    from .leaderboard import load_results
+    from .stability import compare_verdicts, render_stability, shared_victims, split_by_seed
+
+    order_unlearners = tuple(unlearner or ["eu"])
+    try:
+        frame_a = load_results(a)
+        if b is None:
+            half_a, half_b = split_by_seed(frame_a, split)  # type: ignore[arg-type]
+            names = {"parity": ("even seeds", "odd seeds"), "halves": ("lower seeds", "upper seeds")}[split]
+            report = compare_verdicts(half_a, half_b, *names, order_unlearners=order_unlearners)
+        else:
+            run_a, run_b = shared_victims(frame_a, load_results(b))
+            report = compare_verdicts(run_a, run_b, str(a), str(b), order_unlearners=order_unlearners)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail([str(exc)])
+    typer.echo(render_stability(report))
+    if fail_if_changed and report.changed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def pack(
     folder: Annotated[Path, typer.Argument(help="results folder of a run, e.g. leaderboards/quick")],
     output: Annotated[Path, typer.Option("-o", "--output", help="folder to write the pack to")],
