@@ -318,7 +318,7 @@ def render_markdown(
     seeds = frame["seed"].nunique()
     parts.append(
         f"{len(frame)} rows, {seeds} seed(s). Means are over victims (one per seed) with a Student-t 95 % "
-        "interval in brackets; counts k/n carry a Wilson 95 % interval of the share (in %). With 3 "
+        "interval in brackets; counts k/n carry a Wilson 95 % interval of the share (in %). With few "
         "victims these intervals are wide: read differences only where they do not overlap, and use "
         "`deltabench compare` for paired tests. PSR = poison success rate; "
         f"✓ = PSR below {SUCCESS_PSR:.0%} after unlearning with clean accuracy kept (at most "
