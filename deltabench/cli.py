@@ -308,7 +308,8 @@ def pack(
     so others score new detectors and unlearners on the same victims (`run --victims`)."""
     from .config import suite_from_dict
     from .exceptions import PackError, SuiteError
-    from .manifest import MANIFEST_FILE, read_manifest, sha256_file
+    from .file_digest import sha256_file
+    from .manifest import MANIFEST_FILE, read_manifest
     from .packs import PACK_FILE, build_pack, pack_size
     from .runner import plan_jobs
 

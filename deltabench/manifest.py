@@ -8,7 +8,6 @@ CSV's SHA-256 is rewritten after every run, so a CSV edited by hand no longer ma
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -18,6 +17,7 @@ from typing import Any
 
 from .components import KINDS
 from .config import ParsedSuite
+from .file_digest import sha256_file
 from .rows import RESULTS_FILE, code_revision, versions
 
 __all__ = [
@@ -25,7 +25,6 @@ __all__ = [
     "manifest_path",
     "read_manifest",
     "resolved_suite",
-    "sha256_file",
     "write_manifest",
 ]
 
@@ -36,14 +35,6 @@ FORMAT = "deltabench-manifest-1"
 def manifest_path(csv: Path) -> Path:
     """``manifest.json`` beside ``results.csv``; ``<name>.manifest.json`` beside any other CSV."""
     return csv.with_name(MANIFEST_FILE if csv.name == RESULTS_FILE else f"{csv.stem}.{MANIFEST_FILE}")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def now() -> str:

@@ -29,8 +29,9 @@ from typing import Any
 from .cache import ArtifactStore, DamagedArtifact
 from .config import ParsedSuite
 from .exceptions import PackError
+from .file_digest import sha256_file
 from .log import log
-from .manifest import now, resolved_suite, sha256_file
+from .manifest import now, resolved_suite
 from .poison_delta import dataset_sha256, decode_poisoned, encode_poisoned
 from .registry import Registry
 from .rows import code_revision

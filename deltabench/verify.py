@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from .config import suite_from_dict
+from .file_digest import sha256_file
 from .leaderboard import load_results
-from .manifest import manifest_path, read_manifest, sha256_file
+from .manifest import manifest_path, read_manifest
 from .packs import VictimPack, copy_upstream, install_victims, pack_folder
 from .registry import Registry
 from .rows import cell_row, results_files

@@ -20,8 +20,9 @@ from deltabench.cli import app
 from deltabench.compare import compare_components, compare_runs
 from deltabench.config import load_suite, suite_from_dict
 from deltabench.exceptions import PackError
+from deltabench.file_digest import sha256_file
 from deltabench.leaderboard import load_results
-from deltabench.manifest import manifest_path, sha256_file
+from deltabench.manifest import manifest_path
 from deltabench.packs import VictimPack, build_pack, local_keys
 from deltabench.poison_delta import decode_poisoned, encode_poisoned
 from deltabench.registry import default_registry

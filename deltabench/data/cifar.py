@@ -9,7 +9,6 @@ need ``verify: false``.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from pathlib import Path
 
@@ -20,19 +19,12 @@ from pydantic import Field
 from ..artifacts import Dataset, ImageSet
 from ..components import DatasetInfo, DatasetSource, Params
 from ..exceptions import DatasetMissingError
+from ..file_digest import file_digest
 from ..hookspecs import hookimpl
 
 __all__ = ["Cifar10", "Cifar100", "read_pickle_batches"]
 
 CIFAR_PAGE = "https://www.cs.toronto.edu/~kriz/cifar.html"
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_pickle_batches(files: list[Path], label_key: str) -> ImageSet:
@@ -99,7 +91,7 @@ class _CifarBase(DatasetSource):
             for path, (_, md5) in zip(
                 train_paths + test_paths, self.train_files + self.test_files, strict=True
             ):
-                if _md5(path) != md5:
+                if file_digest(path, "md5") != md5:
                     raise DatasetMissingError(
                         f"{path} fails its MD5 check (corrupt or not the real {self.title}); "
                         "re-download it, or set `verify: false` for hand-made files"
