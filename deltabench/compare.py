@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .rows import ok_rows, success_flags
 from .stats import CONFIDENCE, Interval, McNemar, mcnemar_exact, paired_bootstrap, sign_flip_p
 
 __all__ = ["Comparison", "compare_runs", "compare_components", "METRICS", "render_comparison"]
@@ -74,10 +75,6 @@ class Comparison:
         return [g for g in self.groups if g.worse()]
 
 
-def _ok(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["status"] == "ok"]
-
-
 def _pair(a: pd.DataFrame, b: pd.DataFrame, on: list[str], what: str) -> tuple[pd.DataFrame, list[str]]:
     """Inner-join ``a`` and ``b`` on ``on``; describe the rows left out on each side and why."""
     unpaired: list[str] = []
@@ -85,7 +82,7 @@ def _pair(a: pd.DataFrame, b: pd.DataFrame, on: list[str], what: str) -> tuple[p
         failed = frame[frame["status"] != "ok"]
         if len(failed):
             unpaired.append(f"{side}: {len(failed)} rows not ok ({', '.join(sorted(set(failed['status'])))})")
-    a, b = _ok(a), _ok(b)
+    a, b = ok_rows(a), ok_rows(b)
     for side, frame in (("A", a), ("B", b)):
         if frame.duplicated(on).any():
             raise ValueError(f"{side} has several rows per {what}; name the rows to compare more precisely")
@@ -106,8 +103,8 @@ def _groups(paired: pd.DataFrame) -> list[GroupResult]:
     for key, rows in paired.groupby(GROUP, sort=False):
         diffs = {m: paired_bootstrap(rows[f"{m}_a"], rows[f"{m}_b"]) for m in METRICS}
         p_values = {m: sign_flip_p(rows[f"{m}_a"], rows[f"{m}_b"]) for m in METRICS}
-        sa = rows["success_a"].astype(str).str.lower().eq("true").to_numpy()
-        sb = rows["success_b"].astype(str).str.lower().eq("true").to_numpy()
+        sa = success_flags(rows["success_a"]).to_numpy()
+        sb = success_flags(rows["success_b"]).to_numpy()
         differ = np.zeros(len(rows), dtype=bool)
         for col in VICTIM:
             if f"{col}_a" in rows:

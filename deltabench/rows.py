@@ -45,6 +45,8 @@ __all__ = [
     "error_text",
     "write_rows_atomically",
     "read_rows",
+    "ok_rows",
+    "success_flags",
 ]
 
 RESULTS_FILE = "results.csv"
@@ -219,3 +221,14 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return pd.read_csv(path, keep_default_na=False, na_values=[""]).to_dict("records")
+
+
+def ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of cells that ran to the end (``status`` ok): the only ones with outcomes."""
+    return frame[frame["status"] == "ok"]
+
+
+def success_flags(values: pd.Series) -> pd.Series:
+    """A ``success`` column as booleans, whether pandas read it as bools or, when the column also
+    has empty cells (skipped or failed rows), as objects or the strings ``True`` / ``False``."""
+    return values.astype(str).str.lower().eq("true")

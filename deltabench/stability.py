@@ -26,6 +26,7 @@ from typing import Literal
 
 import pandas as pd
 
+from .rows import ok_rows, success_flags
 from .stats import CONFIDENCE, two_sample_p
 
 __all__ = [
@@ -92,14 +93,6 @@ class StabilityReport:
         return sum(v.differs for v in self.rates) + sum(v.flips for v in self.orders)
 
 
-def _ok(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["status"] == "ok"]
-
-
-def _flags(frame: pd.DataFrame) -> pd.Series:
-    return frame["success"].astype(str).str.lower().eq("true")
-
-
 def split_by_seed(frame: pd.DataFrame, how: Split = "parity") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Two disjoint sets of victims: even and odd seeds (``parity``), or the lower and upper half of
     the sorted seeds (``halves``). Seeds decide victims, so no victim is in both sets."""
@@ -122,7 +115,8 @@ def shared_victims(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.D
 
 
 def _counts(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    rows = _ok(frame).assign(_success=_flags(_ok(frame)))
+    ok = ok_rows(frame)
+    rows = ok.assign(_success=success_flags(ok["success"]))
     return rows.groupby(by)["_success"].agg(successes="sum", victims="size")
 
 
