@@ -193,4 +193,6 @@ def test_the_dct_of_a_training_set_in_chunks_is_the_dct_of_the_whole_set():
     from deltabench.detectors.frequency_analyzer import dct2_in_chunks
 
     x = torch.rand(70, 3, 12, 12, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(dct2_in_chunks(x, chunk=16), dct2(x))
+    # other batch shapes may take other BLAS kernels on another CPU: equal up to float32 rounding
+    # (sums of 12 products), not bit for bit
+    torch.testing.assert_close(dct2_in_chunks(x, chunk=16), dct2(x), rtol=1e-6, atol=1e-6)
