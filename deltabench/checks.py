@@ -16,13 +16,15 @@ from pathlib import Path
 
 import torch
 
+from .components import KINDS
 from .config import ComponentSpec, ParsedSuite, load_suite
 from .exceptions import SuiteError
 from .registry import Registry
 
 __all__ = ["check_suite", "suite_problems", "load_checked_suite"]
 
-LISTS = ("datasets", "models", "attacks", "detectors", "unlearners")
+#: the suite keys that list components (``datasets:`` ... ``unlearners:``), from the one table of kinds
+LISTS = tuple(kind.suite_key for kind in KINDS.values() if kind.many)
 
 
 def load_checked_suite(path: str | Path, registry: Registry) -> ParsedSuite:
@@ -136,7 +138,8 @@ def dataset_problems(parsed: ParsedSuite, registry: Registry) -> list[str]:
     problems = []
     components = [
         (spec, registry.get(spec.kind, spec.name)(**spec.params))
-        for key in LISTS[1:]
+        for key in LISTS
+        if key != KINDS["dataset"].suite_key
         for spec in getattr(parsed, key)
     ]
     translate = parsed.suite.training.translate

@@ -251,7 +251,7 @@ class Detector(Component):
     """Finds the training points responsible for the affected test point(s)."""
 
     kind = "detector"
-    #: reference detectors only: the runner then fills ``ctx.true_poisons``
+    #: reference detectors only: the detection stage then fills ``ctx.true_poisons``
     sees_true_poisons: ClassVar[bool] = False
 
     def detect(self, ctx: DetectionContext) -> Detection:

@@ -1,7 +1,7 @@
 """Plans a suite's jobs, runs them through its executor and writes the CSV: nothing else.
 
 One *job* per (dataset, model, attack, seed): it poisons the data, trains the victim (and a clean
-reference model, whose PSR on the triggered test set is the attack's floor), then runs every
+model, whose PSR on the triggered test set is the attack's floor), then runs every
 detector and, on each detection, every unlearner. Each (detector, unlearner) pair is a *cell* and
 becomes one leaderboard row. The executor runs a job as the work units of :mod:`deltabench.units`
 (first every victim, then every (victim, detector) pair), in any order or in parallel; the artifact

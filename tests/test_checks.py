@@ -9,7 +9,8 @@ import pytest
 import yaml
 from fakedata import write_cifar10, write_cifar100, write_imagenette
 
-from deltabench.checks import check_suite, load_checked_suite
+from deltabench.checks import check_suite, label_problems, load_checked_suite
+from deltabench.components import KINDS
 from deltabench.config import suite_from_dict
 from deltabench.data.cifar import Cifar10, Cifar100
 from deltabench.data.digits import Digits
@@ -97,3 +98,22 @@ def test_class_indices_are_checked_against_each_dataset(tmp_path):
         "s.yaml: attacks[0].params.source: class 86 is not in digits (10 classes, 0-9); pick a class below 10",
         "s.yaml: attacks[0].params.target: class 68 is not in digits (10 classes, 0-9); pick a class below 10",
     ]
+
+
+def test_a_shared_label_is_found_in_every_component_list_of_the_schema(tmp_path):
+    """Which lists are checked comes from the one table of kinds, so a new kind is checked too."""
+    two = {
+        "datasets": ["digits", "fashion-mnist"],
+        "models": ["small-cnn", "resnet18"],
+        "attacks": ["badnet", "frequency"],
+        "detectors": ["spectral", "activation-clustering"],
+        "unlearners": ["eu", "cf"],
+    }
+    assert set(two) == {kind.suite_key for kind in KINDS.values() if kind.many}
+    for key in two:
+        lists = {k: v[:1] for k, v in two.items()} | {
+            key: [v if i == 0 else {"name": v, "label": two[key][0]} for i, v in enumerate(two[key])]
+        }
+        suite = {"name": "s", "references": False, "output": str(tmp_path / "out"), **lists}
+        problems = label_problems(suite_from_dict(suite, default_registry(), "s.yaml"))
+        assert [p.split(":")[0] for p in problems] == [f"{key}[1].label"], (key, problems)

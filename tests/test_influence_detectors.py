@@ -334,3 +334,23 @@ def test_class_control_needs_clean_holdout_data(badnet_victim):
     ctx.clean_holdout = badnet_victim.dataset.test.subset(np.arange(5))
     with pytest.raises(ValueError, match="classified correctly"):
         DeltaInfluence(T=3, control=40).detect(ctx)
+
+
+def test_too_few_control_images_name_the_clean_holdout():
+    """The error says which data ran short in the context's own word (``clean_holdout``)."""
+    from deltabench.artifacts import ImageSet
+    from deltabench.detectors.delta_influence import class_controls
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    images = ImageSet(torch.zeros(3, 1, 2, 2), torch.zeros(3, dtype=torch.long))
+    ctx = DetectionContext(
+        model=model,
+        train=images,
+        affected=images.subset([0]),
+        num_classes=2,
+        rng=np.random.default_rng(0),
+        trainer=None,  # not used to pick controls
+        clean_holdout=images,
+    )
+    with pytest.raises(ValueError, match=r"the clean holdout \(ctx.clean_holdout\) has [0-3]$"):
+        class_controls(ctx, per_point=4)

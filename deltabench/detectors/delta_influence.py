@@ -127,7 +127,7 @@ def class_controls(ctx: DetectionContext, per_point: int) -> ImageSet:
         if pool.size < per_point:
             raise ValueError(
                 f"delta-influence control: {per_point} clean images of class {label} classified "
-                f"correctly are needed, the reference data has {pool.size}"
+                f"correctly are needed, the clean holdout (ctx.clean_holdout) has {pool.size}"
             )
         picks.append(ctx.rng.choice(pool, size=per_point, replace=False))
     return ref.subset(np.concatenate(picks))
