@@ -113,6 +113,9 @@ def start_run(path: Path, log: Path) -> tuple[subprocess.Popen, float, int]:
         [sys.executable, "-m", "deltabench", "run", str(path)],
         stdout=subprocess.DEVNULL,
         stderr=log.open("w"),
+        # Ctrl-C's default action, whatever this test inherits: a shell's background job (`pytest &`)
+        # ignores SIGINT, so would the run, and the SIGINT case would see it finish with exit 0
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
     )
     while proc.poll() is None and not (found := re.search(STARTED + r".*, (\d+) to run", log.read_text())):
         time.sleep(0.05)
