@@ -87,3 +87,20 @@ def badnet_victim(digits: Dataset) -> Victim:
     attack = BadNet(source=8, target=5, budget=0.5)
     poisoned = attack.poison(AttackContext(digits, np.random.default_rng(0), make_trainer(digits)))
     return train_victim(digits, poisoned, seed=0)
+
+
+VICTIM_SEEDS = (0, 1, 2, 3, 4)
+
+
+@pytest.fixture(scope="session")
+def badnet_victims(digits: Dataset, badnet_victim: Victim) -> list[Victim]:
+    """The fixture's BadNet poisons trained with torch seeds 0-4 (the first is ``badnet_victim``).
+
+    A machine with another CPU or thread count trains the fixture's victim along another float path,
+    and detectors and unlearners do not behave alike on every such victim (e.g. torch seed 4 of
+    these poisons: activation-clustering recall 0.98 under 1 thread, 0.02 under 2). Known answers
+    that depend on the victim are asserted over these five, with the spread each assertion allows
+    stated at the test.
+    """
+    others = [train_victim(digits, badnet_victim.poisoned, seed=s) for s in VICTIM_SEEDS[1:]]
+    return [badnet_victim, *others]

@@ -55,59 +55,85 @@ def test_spectral_scores_known_answer():
         np.testing.assert_allclose(spectral_scores(pts), [1, 1, 1, 1, 16], atol=1e-9)
 
 
-def test_spectral_standard_recall_when_eps_matches_poison_share(badnet_victim):
-    eps = _poison_share_of_target(badnet_victim)  # ~0.32: half the 8s relabelled to 5
-    det = SpectralSignatures(expected_poison_rate=eps).detect(_ctx(badnet_victim))
-    m = detection_metrics(det.flagged, badnet_victim.poisoned.poison_indices)
-    # The fixture's victim changes with the CPU and the thread count, so this is one draw of the
-    # seed-to-seed spread: 0.67-0.84 over 15 12-epoch victims (docs/detectors-and-unlearners.md),
-    # 0.80 here. Flagging 1.5 eps of class 5 at random gives 0.49 +- 0.05, so 0.6 separates the two
-    # with ~0.07 either side. The squared score misses >= 0.8 on some seeds at every budget on digits
-    # (the released code's score does not: test below), and smaller poison shares (Tran et al.'s
-    # 5-10%) do worse, not better: see test_spectral_top_direction_is_right_squaring_costs_recall.
-    assert m["recall"] >= 0.6, m
+def _recall(victim, **params) -> float:
+    eps = _poison_share_of_target(victim)  # ~0.32: half the 8s relabelled to 5
+    det = SpectralSignatures(expected_poison_rate=eps, **params).detect(_ctx(victim))
+    return detection_metrics(det.flagged, victim.poisoned.poison_indices)["recall"]
+
+
+# Known answers on the victim are asserted over the five victims of ``badnet_victims`` (the
+# fixture's poisons, torch seeds 0-4): one victim is one draw of what another CPU or thread count
+# trains. Spreads quoted below are over 23 victims: torch seeds 0-8 of the fixture's poisons under
+# 1 thread and 0-4 under 2, 7 other poison draws under 1 thread and 2 under 2 (same contexts as
+# the tests). The chance that another machine's five fail an assertion is computed from the share
+# of those 23 that miss its bound, as if the five were independent draws.
+
+
+def test_spectral_standard_recall_when_eps_matches_poison_share(badnet_victims, badnet_victim):
+    # Squared score, eps = the poison share of class 5: recall 0.46-0.89 (0.80 / 0.80 / 0.46 /
+    # 0.80 / 0.64 here under 1 thread, 0.80 / 0.79 / 0.49 / 0.77 / 0.56 under 2); below 0.55 on 2
+    # of 23. Flagging 1.5 eps of class 5 at random gives 0.49 +- 0.05. Asserted: >= 0.55 on at
+    # least 3 of the 5 (fails with ~0.6% chance; random flagging passes it with ~1%). The squared
+    # score misses >= 0.8 on some seeds at every budget on digits, and smaller poison shares (Tran
+    # et al.'s 5-10%) do worse, not better: see test_spectral_top_direction_is_right_squaring_costs_recall.
+    recalls = np.array([_recall(v) for v in badnet_victims])
+    assert (recalls >= 0.55).sum() >= 3, recalls
     # with the default eps = 0.05 it removes 1.5 * 5% of each class
     default = SpectralSignatures().detect(_ctx(badnet_victim))
     sizes = np.bincount(badnet_victim.poisoned.train.y.numpy())
     assert default.flagged.size == sum(int(round(1.5 * 0.05 * n)) for n in sizes)
 
 
-def test_spectral_top_direction_is_right_squaring_costs_recall(badnet_victim):
+def test_spectral_top_direction_is_right_squaring_costs_recall(badnet_victims):
     # At ~32% of class 5 the top singular direction separates poisons from clean 5s almost perfectly
     # (signed projection), but squaring ranks the clean 5s far on the other side of the mean as high
-    # as the poisons. The skew-signed score (ours, non-default) keeps the sign.
-    p = badnet_victim.poisoned
-    members = np.flatnonzero(p.train.y.numpy() == p.target_class)
-    feats = penultimate_features(badnet_victim.model, p.train.x)[members]
-    is_poison = np.isin(members, p.poison_indices)
-    proj = top_projection(feats)
-    # Spreads over 15 12-epoch victims (docs/detectors-and-unlearners.md): signed AUC 0.94-1.00
-    # (0.99 here), squared AUC 0.75-0.84 (0.84 here), skew-signed recall 0.90-1.00 against
-    # squared 0.67-0.84 (0.98 vs 0.80 here).
-    signed_auc = roc_auc_score(is_poison, proj)
-    assert max(signed_auc, 1 - signed_auc) > 0.9
-    assert roc_auc_score(is_poison, proj**2) < 0.9
-    skew = skew_signed_scores(feats)
-    assert roc_auc_score(is_poison, skew) > 0.9  # orientation found without labels
-    eps = _poison_share_of_target(badnet_victim)
-    squared = SpectralSignatures(expected_poison_rate=eps).detect(_ctx(badnet_victim))
-    signed = SpectralSignatures(expected_poison_rate=eps, score="skew-signed").detect(_ctx(badnet_victim))
-    assert squared.flagged.size == signed.flagged.size
-    r_sq = detection_metrics(squared.flagged, p.poison_indices)["recall"]
-    r_signed = detection_metrics(signed.flagged, p.poison_indices)["recall"]
-    assert r_signed >= 0.85 and r_signed > r_sq, (r_signed, r_sq)
+    # as the poisons. The skew-signed score (ours, non-default) keeps the sign, when the skew points
+    # it the right way.
+    # Measured over the 23 victims: signed AUC 0.79-1.00, below 0.85 on 2 (the fixture's poisons
+    # with torch seed 2, under 1 and 2 threads); signed minus squared AUC 0.08-0.30 on every one.
+    # On each of the 15 victims with signed AUC >= 0.95 the skew gives the direction's sign without
+    # labels (skew-signed AUC = signed AUC) and skew-signed recall is 0.93-1.00 against 0.64-0.89
+    # for the squared score; below 0.95 the skew picks the wrong side on 4 of 8 (AUC 0.06-0.21).
+    # Asserted: signed AUC > 0.85 on at least 3 of the 5 (~0.6% chance to fail); signed - squared
+    # AUC >= 0.05 on each; at least one with signed AUC >= 0.95 (4 here), and on each such victim
+    # the skew's orientation right, recall >= 0.85 and above the squared score's.
+    signed_aucs, clean_cut = [], 0
+    for victim in badnet_victims:
+        p = victim.poisoned
+        members = np.flatnonzero(p.train.y.numpy() == p.target_class)
+        feats = penultimate_features(victim.model, p.train.x)[members]
+        is_poison = np.isin(members, p.poison_indices)
+        proj = top_projection(feats)
+        signed_auc = max(roc_auc_score(is_poison, proj), 1 - roc_auc_score(is_poison, proj))
+        squared_auc = roc_auc_score(is_poison, proj**2)
+        assert signed_auc - squared_auc >= 0.05, (signed_auc, squared_auc)
+        signed_aucs.append(signed_auc)
+        if signed_auc >= 0.95:
+            clean_cut += 1
+            assert roc_auc_score(is_poison, skew_signed_scores(feats)) > 0.9  # oriented without labels
+            r_signed, r_sq = _recall(victim, score="skew-signed"), _recall(victim)
+            assert r_signed >= 0.85 and r_signed > r_sq, (r_signed, r_sq)
+    assert sum(a > 0.85 for a in signed_aucs) >= 3, signed_aucs
+    assert clean_cut >= 1
+    # the signed and squared detections flag the same number of points
+    eps = _poison_share_of_target(badnet_victims[0])
+    sizes = [
+        SpectralSignatures(expected_poison_rate=eps, score=score).detect(_ctx(badnet_victims[0])).flagged.size
+        for score in ("squared", "skew-signed")
+    ]
+    assert sizes[0] == sizes[1]
 
 
-def test_spectral_released_code_score_finds_an_easy_badnet(badnet_victim):
+def test_spectral_released_code_score_finds_an_easy_badnet(badnet_victims):
     # Tran et al.'s released code: the centred top direction, the uncentred absolute projection
     # (known answer: test_spectral_scores_known_answer).
-    # On the high-rate BadNet (32% of class 5) it reaches the issue's recall where the squared
-    # score does not reliably: measured 0.98 here; 0.90-1.00 over seeds 0-4 at 12 and 15 epochs
-    # against 0.67-0.84 for the squared score (docs/detectors-and-unlearners.md): 0.8 leaves 0.1.
-    eps = _poison_share_of_target(badnet_victim)
-    det = SpectralSignatures(expected_poison_rate=eps, score="tran-code").detect(_ctx(badnet_victim))
-    m = detection_metrics(det.flagged, badnet_victim.poisoned.poison_indices)
-    assert m["recall"] >= 0.8, m
+    # On the high-rate BadNet (32% of class 5) it does better than the squared score: recall
+    # 0.75-1.00 on 20 of the 23 victims (0.98 / 1.00 / 0.77 / 1.00 / 1.00 here under 1 thread),
+    # 0.02-0.26 on 3 where the offset's sign puts the clean side first (torch seed 4 of the
+    # fixture's poisons under 2 threads is one: 0.26). Asserted: >= 0.7 on at least 2 of the 5
+    # (all but one missing: ~0.1% chance; random flagging gives 0.49 +- 0.05).
+    recalls = np.array([_recall(v, score="tran-code") for v in badnet_victims])
+    assert (recalls >= 0.7).sum() >= 2, recalls
 
 
 def test_spectral_paper_code_scores_are_projection_norms(badnet_victim):
@@ -130,13 +156,21 @@ def test_spectral_paper_code_scores_are_projection_norms(badnet_victim):
     assert abs(flagged.size - len(norms) // 2) <= 1
 
 
-def test_activation_clustering_finds_badnet_poisons(badnet_victim):
-    # PCA(3) recall measured 0.89-0.98 on four victims (docs/detectors-and-unlearners.md; 0.97 here)
-    det = ActivationClustering().detect(_ctx(badnet_victim))
-    m = detection_metrics(det.flagged, badnet_victim.poisoned.poison_indices)
-    assert m["recall"] >= 0.8, m
-    # the smaller cluster of every class is flagged, so never more than half the set
-    assert m["flagged"] <= len(badnet_victim.poisoned.train) / 2
+def test_activation_clustering_finds_badnet_poisons(badnet_victims):
+    # PCA(3) recall: 0.79-0.98 on 19 of the 23 victims; 0.02-0.13 on 4 (the fixture's poisons
+    # with torch seed 2 under 1 and 2 threads, seed 5 under 1, seed 4 under 2: there the poisons
+    # form no cluster of their own); 0.97 / 0.97 / 0.13 / 0.97 / 0.98 here under 1 thread, 0.97 /
+    # 0.95 / 0.13 / 0.97 / 0.02 under 2. Asserted: >= 0.75 on at least 2 of the 5 (~0.4% chance
+    # to fail; flagging ~40% of the set at random gives ~0.4), and never more than half the set.
+    recalls = []
+    for victim in badnet_victims:
+        m = detection_metrics(
+            ActivationClustering().detect(_ctx(victim)).flagged, victim.poisoned.poison_indices
+        )
+        recalls.append(m["recall"])
+        # the smaller cluster of every class is flagged, so never more than half the set
+        assert m["flagged"] <= len(victim.poisoned.train) / 2
+    assert sum(r >= 0.75 for r in recalls) >= 2, recalls
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -197,7 +197,9 @@ def test_influence_threshold_ranks_poisons_first(badnet_victim):
     np.testing.assert_allclose(det.scores["old"], old, rtol=0, atol=tol)
     assert det.flagged.size == len(pi) and _ranks_above(old, det.flagged, tol)
     base_rate = len(pi) / len(old)
-    assert detection_metrics(det.flagged, pi)["precision"] > 5 * base_rate
+    # precision / base rate: 8.1 here; 4.7-10.5 over torch seeds 0-4 of the fixture's poisons under
+    # 1 and 2 threads (the old bound of 5 sat inside that); the top k drawn at random gives 1
+    assert detection_metrics(det.flagged, pi)["precision"] > 3 * base_rate
     th = InfluenceThreshold(th=10.0).detect(ctx_for(v))
     above, below = old > 10.0 + tol, old > 10.0 - tol
     assert set(np.flatnonzero(above)) <= set(th.flagged) <= set(np.flatnonzero(below))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from conftest import make_trainer
 
@@ -31,7 +32,7 @@ def _ctx(victim, forget: np.ndarray | None = None, seed: int = 0) -> UnlearningC
 
 
 # "Removes the backdoor": at most 10% of the triggered test 8s (5 of 52) still reach the target;
-# the victim sends more than 90% there. The measured spreads below stay under it with margin.
+# the victims send more than 90% there.
 REMOVED = 0.10
 
 
@@ -51,11 +52,33 @@ def test_eu_on_oracle_set_removes_the_backdoor(badnet_victim):
     assert _psr(Retrain().unlearn(_ctx(badnet_victim)), badnet_victim) < 0.05
 
 
-def test_cf_on_oracle_set_removes_the_backdoor(badnet_victim):
-    """CF with 30 epochs (the quick suite's setting) on the true poisons' complement: measured PSR
-    0-3.8% over 15 runs (5 victims x 3 CF seeds, docs/detectors-and-unlearners.md); the recipe's own
-    length leaves 0-25% (4 of 15 below 5%), so it is not the setting for a known answer."""
-    assert _psr(CatastrophicForgetting(epochs=30).unlearn(_ctx(badnet_victim)), badnet_victim) <= REMOVED
+# PSR with the oracle forget set on the five victims of ``badnet_victims`` (the fixture's poisons,
+# torch seeds 0-4; one victim is one draw of what another CPU or thread count trains). Measured
+# over 23 victims (torch seeds 0-8 of the fixture's poisons under 1 thread, 0-4 under 2; 7 other
+# poison draws under 1 thread, 2 under 2), with the same contexts as here:
+# - CF, 30 epochs (the quick suite's setting; its recipe's 15 epochs leave 0-25%, docs): 0-7.7%.
+#   Asserted: every victim <= 15%, the mean of the five <= 10%.
+# - SCRUB: 0-5.8%. Asserted: every victim <= 10%.
+# - bad teacher (40 steps): 0-19.2%, median 9.6%: it removes most of the backdoor, not reliably
+#   all but 10% of it. Asserted: every victim <= 30% (5 images above the worst).
+# - SSD (alpha 10, lam 1): 0-9.6% on 21 victims, 92% and 100% on 2 (torch seed 1 of the fixture's
+#   poisons under 1 thread is one; 0% under 2). Asserted: at least 3 of the 5 <= 10% (~0.7%
+#   chance that another machine's five fail it).
+# An unlearner that leaves the victim as it was keeps PSR > 90% on every victim and fails each.
+ORACLE_REMOVAL = {  # name: (unlearner, bound on every victim, bound on the mean, victims <= 10%)
+    "cf": (lambda: CatastrophicForgetting(epochs=30), 0.15, REMOVED, 0),
+    "scrub": (Scrub, REMOVED, REMOVED, 3),
+    "bad-teacher": (BadTeacher, 0.30, 0.30, 0),
+    "ssd": (SelectiveSynapticDampening, 1.0, 1.0, 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ORACLE_REMOVAL))
+def test_unlearners_on_the_oracle_set_remove_the_backdoor(badnet_victims, name):
+    make, each, mean, removed_on = ORACLE_REMOVAL[name]
+    assert all(_psr(v.model, v) > 0.9 for v in badnet_victims)
+    psr = np.array([_psr(make().unlearn(_ctx(v)), v) for v in badnet_victims])
+    assert psr.max() <= each and psr.mean() <= mean and (psr <= REMOVED).sum() >= removed_on, psr
 
 
 def test_cf_trains_on_empty_forget_set(badnet_victim):
@@ -93,7 +116,6 @@ def test_ssd_dampens_only_forget_dominated_weights(badnet_victim):
         expected = before[n][where] * (lam * r_imp[n][where] / f_imp[n][where]).clamp(max=1)
         torch.testing.assert_close(p[where], expected)
     assert selected > 0
-    assert _psr(out, badnet_victim) <= REMOVED  # measured 0-1.9% (docs/detectors-and-unlearners.md)
 
 
 def test_ssd_with_empty_forget_set_returns_victim(badnet_victim):
@@ -102,12 +124,11 @@ def test_ssd_with_empty_forget_set_returns_victim(badnet_victim):
     assert not _changed(out, badnet_victim.model)
 
 
-def test_scrub_runs_its_schedule_and_removes_the_backdoor(badnet_victim):
+def test_scrub_runs_its_schedule(badnet_victim):
     scrub = Scrub()
     out = scrub.unlearn(_ctx(badnet_victim))
     assert scrub.steps_taken == {"max": 1, "min": 39}
     assert _changed(out, badnet_victim.model)
-    assert _psr(out, badnet_victim) <= REMOVED  # measured 0% on 3 victims (docs)
     rounds = Scrub(steps=10, max_steps=2, min_steps=3)
     rounds.unlearn(_ctx(badnet_victim))
     assert rounds.steps_taken == {"max": 4, "min": 6}  # 2+3, 2+3
@@ -119,9 +140,8 @@ def test_scrub_and_bad_teacher_keep_victim_on_empty_forget_set(badnet_victim):
         assert not _changed(out, badnet_victim.model)
 
 
-def test_bad_teacher_runs_40_steps_and_removes_the_backdoor(badnet_victim):
+def test_bad_teacher_runs_40_steps(badnet_victim):
     badt = BadTeacher()
     out = badt.unlearn(_ctx(badnet_victim))
     assert badt.steps_taken == 40
     assert _changed(out, badnet_victim.model)
-    assert _psr(out, badnet_victim) <= REMOVED  # measured 0-5.8% on 3 victims, batch 128 or 512 (docs)

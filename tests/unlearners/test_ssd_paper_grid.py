@@ -28,27 +28,35 @@ def test_choice_by_hand():
     assert paper_choice([0.0, 0.0], [0.5, 0.5]) == 0  # ties: the first run
 
 
-def test_oracle_pick_on_the_digits_victim(badnet_victim, digits):
-    v = badnet_victim
-    forget = v.poisoned.poison_indices
-    psr, acc = [], []
-    for alpha, lam in PAPER_GRID:
-        model = make_trainer(digits).new_model()
-        model.load_state_dict(v.model.state_dict())
-        ctx = UnlearningContext(
-            model=model.eval(),
-            train=v.poisoned.train,
-            forget=forget.copy(),
-            retain=np.setdiff1d(np.arange(len(v.poisoned.train)), forget),
-            num_classes=10,
-            rng=np.random.default_rng(0),
-            trainer=make_trainer(digits),
-        )
-        out = SelectiveSynapticDampening(alpha=alpha, lam=lam).unlearn(ctx)
-        psr.append(poison_success_rate(out, v.poisoned.triggered_test))
-        acc.append(accuracy(out, digits.test))
-    pick = paper_choice(psr, acc)
-    # Smaller alpha and lambda dampen more: the grid spans a broken trigger and an intact one.
-    assert min(psr) < 0.10 < max(psr)
-    assert pick is not None and psr[pick] < 0.10
-    assert acc[pick] == max(a for p, a in zip(psr, acc, strict=True) if p < 0.10)
+def test_oracle_pick_on_the_digits_victims(badnet_victims, digits):
+    """The grid on the five victims of ``badnet_victims``. Measured PSR under 1 thread, alpha 2's
+    three points | the other six: victim 0: 0 | 0.02-0.92; victim 1: 0 | 0.87-0.98; victims 2 and 3:
+    0 at every point; victim 4: 0 | 0.10-1.00. So the grid spans a broken trigger and an intact one
+    on some victims, not on all (the old single-victim check sat inside that): asserted on at least
+    one of the five (3 here); alpha 2 below 10% and the pick on every one."""
+    spans = 0
+    for v in badnet_victims:
+        forget = v.poisoned.poison_indices
+        psr, acc = [], []
+        for alpha, lam in PAPER_GRID:
+            model = make_trainer(digits).new_model()
+            model.load_state_dict(v.model.state_dict())
+            ctx = UnlearningContext(
+                model=model.eval(),
+                train=v.poisoned.train,
+                forget=forget.copy(),
+                retain=np.setdiff1d(np.arange(len(v.poisoned.train)), forget),
+                num_classes=10,
+                rng=np.random.default_rng(0),
+                trainer=make_trainer(digits),
+            )
+            out = SelectiveSynapticDampening(alpha=alpha, lam=lam).unlearn(ctx)
+            psr.append(poison_success_rate(out, v.poisoned.triggered_test))
+            acc.append(accuracy(out, digits.test))
+        # Smaller alpha and lambda dampen more: alpha 2 breaks the trigger on every victim.
+        assert max(psr[:3]) < 0.10, psr
+        spans += max(psr) > 0.10
+        pick = paper_choice(psr, acc)
+        assert pick is not None and psr[pick] < 0.10
+        assert acc[pick] == max(a for p, a in zip(psr, acc, strict=True) if p < 0.10)
+    assert spans >= 1
