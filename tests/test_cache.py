@@ -175,7 +175,7 @@ def test_a_truncated_or_misplaced_file_is_recomputed(tmp_path):
 def test_a_planted_victim_is_retrained_not_executed(tmp_path):
     """End to end: a run whose cached victim was replaced by a pickle retrains it, same numbers."""
     import pandas as pd
-    from test_runner import tiny_suite
+    from tiny_suite import tiny_suite
 
     from deltabench.config import suite_from_dict
     from deltabench.registry import default_registry

@@ -23,6 +23,7 @@ import psutil
 import pytest
 import torch
 import yaml
+from tiny_suite import tiny_suite
 
 from deltabench import Detection, Detector, Requirement, hookimpl
 from deltabench.config import suite_from_dict
@@ -43,21 +44,13 @@ SEEDS = [0, 1, 2]
 
 def engine_suite(folder: Path, executor: dict, seeds: list[int] | None = None) -> dict:
     """The tiny suite of these tests: one epoch on digits, BadNet, spectral + oracle, eu + none."""
-    return {
-        "name": "engines",
-        "seeds": seeds or SEEDS[:2],
-        "device": "cpu",
-        "output": str(folder / "out"),
-        "cache": str(folder / "cache"),
-        "datasets": ["digits"],
-        "models": [{"name": "small-cnn", "params": {"width": 8, "hidden": 32}}],
-        "training": {"epochs": 1, "batch_size": 32, "translate": 0, "hflip": False},
-        "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
-        "detectors": ["spectral"],
-        "unlearners": ["eu"],
-        "clean_model": False,
-        "executor": executor,
-    }
+    return tiny_suite(
+        folder,
+        name="engines",
+        seeds=seeds or SEEDS[:2],
+        training={"epochs": 1, "batch_size": 32, "translate": 0, "hflip": False},
+        executor=executor,
+    )
 
 
 def result_columns(frame: pd.DataFrame, seeds: list[int] | None = None) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import pandas as pd
 import psutil
 import pytest
 import yaml
+from tiny_suite import tiny_suite
 
 from deltabench.executors.workers import WorkerDiedError, run_in_workers
 from deltabench.runner import RESULTS_FILE
@@ -86,21 +87,10 @@ STARTED = "suite 'killme'"  # logged by run_suite once the run is under way
 
 
 def killme_suite(tmp_path: Path, name: str, executor: str) -> Path:
-    suite = {
-        "name": "killme",
-        "seeds": [0, 1],
-        "device": "cpu",
-        "output": str(tmp_path / name / "out"),
-        "cache": str(tmp_path / name / "cache"),
-        "datasets": ["digits"],
-        "models": [{"name": "small-cnn", "params": {"width": 8, "hidden": 32}}],
-        "training": {"epochs": 2, "translate": 0, "hflip": False},
-        "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
-        "detectors": ["spectral"],
-        "unlearners": ["eu"],
-        "clean_model": False,
-        "executor": {"name": executor, "params": {"workers": 2} if executor == "processes" else {}},
-    }
+    workers = {"workers": 2} if executor == "processes" else {}
+    suite = tiny_suite(
+        tmp_path / name, name="killme", seeds=[0, 1], executor={"name": executor, "params": workers}
+    )
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(suite))
     return path

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from tiny_suite import tiny_suite
 
 from deltabench.locking import OutputLockError, hold_output_lock
 from deltabench.registry import default_registry
@@ -53,20 +54,7 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
 
 
 def suite(tmp_path: Path, seeds: list[int]) -> dict:
-    return {
-        "name": "twice",
-        "seeds": seeds,
-        "device": "cpu",
-        "output": str(tmp_path / "out"),
-        "cache": str(tmp_path / "cache"),
-        "datasets": ["digits"],
-        "models": [{"name": "small-cnn", "params": {"width": 8, "hidden": 32}}],
-        "training": {"epochs": 2, "translate": 0, "hflip": False},
-        "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
-        "detectors": ["spectral"],
-        "unlearners": ["none"],
-        "clean_model": False,
-    }
+    return tiny_suite(tmp_path, name="twice", seeds=seeds, unlearners=["none"])
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from test_runner import tiny_suite
+from tiny_suite import tiny_suite
 from typer.testing import CliRunner
 
 from deltabench.artifacts import Dataset, ImageSet, PoisonedData

@@ -13,30 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from tiny_suite import tiny_suite
 
 from deltabench import Detector, Executor, Unlearner, hookimpl
 from deltabench.config import suite_from_dict
 from deltabench.registry import default_registry, load_registry
 from deltabench.runner import RESULTS_FILE, run_suite
-
-
-def tiny_suite(tmp_path: Path, **changes) -> dict:
-    suite = {
-        "name": "tiny",
-        "seeds": [0],
-        "device": "cpu",
-        "output": str(tmp_path / "out"),
-        "cache": str(tmp_path / "cache"),
-        "datasets": ["digits"],
-        "models": [{"name": "small-cnn", "params": {"width": 8, "hidden": 32}}],
-        "training": {"epochs": 2, "translate": 0, "hflip": False},
-        "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
-        "detectors": ["spectral"],
-        "unlearners": ["eu"],
-        "clean_model": False,
-    }
-    suite.update(changes)
-    return suite
 
 
 def artifact_times(cache: Path, stage: str) -> dict[str, float]:

@@ -16,6 +16,7 @@ import hanging_plugin
 import pandas as pd
 import pytest
 import yaml
+from tiny_suite import tiny_suite
 
 from deltabench.config import suite_from_dict
 from deltabench.registry import load_registry
@@ -64,22 +65,7 @@ def test_an_expired_stage_fails_at_once_without_running():
 
 
 def tiny(tmp_path: Path, **changes) -> dict:
-    suite = {
-        "name": "hang",
-        "seeds": [0],
-        "device": "cpu",
-        "output": str(tmp_path / "out"),
-        "cache": str(tmp_path / "cache"),
-        "datasets": ["digits"],
-        "models": [{"name": "small-cnn", "params": {"width": 8, "hidden": 32}}],
-        "training": {"epochs": 2, "translate": 0, "hflip": False},
-        "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
-        "detectors": ["oracle"],
-        "unlearners": ["none"],
-        "clean_model": False,
-    }
-    suite.update(changes)
-    return suite
+    return tiny_suite(tmp_path, name="hang", detectors=["oracle"], unlearners=["none"]) | changes
 
 
 def assert_only_hanging_cells_failed(rows: pd.DataFrame, hanging: list[str], limit: str) -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from test_cluster_executors import result_columns
+from tiny_suite import tiny_suite
 
 from deltabench.config import suite_from_dict
 from deltabench.registry import default_registry
@@ -19,26 +20,19 @@ from deltabench.units import detection_units, upstream_units
 
 def three_victims(folder: Path, executor: dict, **changes) -> dict:
     """Three attacks on one dataset, model and seed: three victims sharing one clean model."""
-    suite = {
-        "name": "units",
-        "seeds": [0],
-        "device": "cpu",
-        "output": str(folder / "out"),
-        "cache": str(folder / "cache"),
-        "datasets": ["digits"],
-        "models": [{"name": "small-cnn", "params": {"width": 8, "hidden": 32}}],
-        "training": {"epochs": 1, "batch_size": 32, "translate": 0, "hflip": False},
-        "attacks": [
+    suite = tiny_suite(
+        folder,
+        name="units",
+        training={"epochs": 1, "batch_size": 32, "translate": 0, "hflip": False},
+        attacks=[
             {"name": "badnet", "params": {"budget": 0.5}},
             {"name": "badnet", "label": "badnet-40", "params": {"budget": 0.4}},
             {"name": "frequency", "params": {"budget": 0.5, "eps": 0.1}},
         ],
-        "detectors": ["spectral"],
-        "unlearners": ["eu"],
-        "executor": executor,
-    }
-    suite.update(changes)
-    return suite
+        clean_model=True,
+        executor=executor,
+    )
+    return suite | changes
 
 
 def test_a_three_victim_suite_has_four_upstream_units_then_one_per_victim_and_detector(tmp_path):
