@@ -257,7 +257,9 @@ def test_ray_run_killed_cancels_its_tasks_and_resumes_to_the_uninterrupted_rows(
     path.write_text(yaml.safe_dump(suite))
     out = Path(suite["output"]) / RESULTS_FILE
     cmd = [sys.executable, "-m", "deltabench", "run", str(path), "--no-report"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "run.log"  # the driver's stderr, for the messages below
+    with log.open("w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:  # wait for the first finished victim
@@ -268,7 +270,7 @@ def test_ray_run_killed_cancels_its_tasks_and_resumes_to_the_uninterrupted_rows(
         ray_processes = psutil.Process(proc.pid).children(recursive=True)
         assert ray_processes  # the local Ray instance and its workers
         proc.send_signal(signal.SIGTERM)  # a kill, to the driver only: it must stop what it started
-        assert proc.wait(timeout=180) == 130
+        assert proc.wait(timeout=180) == 130, log.read_text()[-3000:]
         _, alive = psutil.wait_procs(ray_processes, timeout=60)
         assert not alive, f"left running after the interrupt: {[p.name() for p in alive]}"
     finally:
