@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from .metrics import MAX_ACC_DROP, SUCCESS_PSR, accuracy_kept
-from .rows import results_files
+from .rows import ok_rows, results_files
 from .stats import Interval, mean_interval, wilson_interval
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ def summary_cells(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str
     """Victim, detection, unlearning and Figure-3 tables whose cells are :class:`Cell` values:
     means over victims with Student-t 95 % intervals, success counts with Wilson 95 % intervals.
     Every rendering (markdown, exports, the site) starts from these, so they show the same numbers."""
-    ok = frame[frame["status"] == "ok"]
+    ok = ok_rows(frame)
     tables: dict[str, pd.DataFrame] = {}
     tables["victims"] = (
         _victims(frame)
@@ -290,7 +290,7 @@ def summary_cells(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str
 def success_grid(frame: pd.DataFrame) -> pd.DataFrame:
     """Detector x unlearner: of the victims (over every dataset and attack), how many the pair
     unlearned with success (PSR below ``SUCCESS_PSR``) and the clean accuracy kept, as :class:`Share`."""
-    ok = frame[frame["status"] == "ok"]
+    ok = ok_rows(frame)
     if ok.empty:
         return pd.DataFrame()
     hits = ok["success"].astype(bool) & accuracy_kept_rows(ok)

@@ -23,7 +23,7 @@ from .leaderboard import load_results
 from .manifest import manifest_path, read_manifest
 from .packs import VictimPack, copy_upstream, install_victims, pack_folder
 from .registry import Registry
-from .rows import cell_row, results_files
+from .rows import cell_row, ok_rows, results_files
 from .runner import plan_jobs
 from .stages import Stages
 
@@ -101,7 +101,7 @@ def verify_cells(
 ) -> list[CellCheck]:
     """Recompute ``count`` random ``ok`` cells of ``folder`` (drawn with ``seed``)."""
     frame = load_results(folder)
-    rows = frame[frame["status"] == "ok"]
+    rows = ok_rows(frame)
     planned = _planned(folder, registry)
     if not planned:
         raise FileNotFoundError(

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..leaderboard import TABLE_TITLES, success_grid, summary_cells
 from ..metrics import MAX_ACC_DROP, SUCCESS_PSR
+from ..rows import ok_rows
 from .plots import precision_recall_svg, success_cost_svg
 from .sections import SiteSection
 from .tables import html_table
@@ -76,7 +77,7 @@ def run_sections(run: Run, figure_unlearner: str) -> str:
                     "with the Wilson 95 % interval of the share (in %).",
                 )
             )
-    ok = frame[frame["status"] == "ok"]
+    ok = ok_rows(frame)
     if not ok.empty:
         parts.append(
             _section(

@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..leaderboard import accuracy_kept_rows
+from ..rows import ok_rows
 from ..stats import mean_interval, wilson_interval
 
 __all__ = ["figure_svg", "histogram_svg", "precision_recall_svg", "success_cost_svg"]
@@ -50,7 +51,7 @@ def figure_svg(fig: Figure) -> str:
 
 def _points(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (victim, detector): detection does not depend on the unlearner."""
-    ok = frame[frame["status"] == "ok"]
+    ok = ok_rows(frame)
     return ok.drop_duplicates(["dataset", "model", "attack", "seed", "detector"])
 
 
