@@ -5,9 +5,10 @@ bootstrap is too narrow); success counts carry a Wilson score interval (sound at
 where the normal approximation collapses to a point); differences between paired cells carry a
 paired-bootstrap interval, judged significant by an exact sign-flip permutation test (the
 percentile bootstrap alone is far too narrow at 3-5 pairs: with 3 pairs no test at the 5 % level
-can reject, and the permutation test says so), and success flags an exact McNemar test. Success counts of two independent samples (two halves of a run's victims, two
-runs) are compared with Boschloo's exact test: as exact as Fisher's, and uniformly more powerful,
-which makes "no significant difference" the harder claim to earn.
+can reject, and the permutation test says so), and success flags an exact McNemar test. Success
+counts of two independent samples (two halves of a run's victims, two runs) are compared with
+Boschloo's exact test: as exact as Fisher's, and uniformly more powerful, which makes "no
+significant difference" the harder claim to earn.
 """
 
 from __future__ import annotations
