@@ -124,13 +124,6 @@ def fashion_detections(n: int, detectors: list[str]) -> dict:
     }
 
 
-def kronfluence_patches() -> str:
-    """Which Conv2d patch extraction kronfluence ran with: ``strided`` (ours) or ``im2col``."""
-    import kronfluence.module.conv2d as conv2d
-
-    return "strided" if hasattr(conv2d.extract_patches, "__wrapped__") else "im2col"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", type=int)
