@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from tiny_suite import tiny_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "plugins" / "deltabench-highloss"
@@ -47,20 +48,14 @@ def test_plugins_lists_the_example_with_its_distribution(plugin_env):
 
 
 def test_a_suite_runs_with_the_example_detector(plugin_env, tmp_path):
-    suite = {
-        "name": "plugin",
-        "device": "cpu",
-        "output": str(tmp_path / "out"),
-        "cache": str(tmp_path / "cache"),
-        "datasets": ["digits"],
-        "models": [{"name": "small-cnn", "params": {"width": 8, "hidden": 32}}],
-        "training": {"epochs": 2, "translate": 0, "hflip": False},
-        "attacks": ["badnet"],
-        "detectors": [{"name": "high-loss", "params": {"fraction": 0.1}}],
-        "unlearners": ["none"],
-        "references": False,
-        "clean_model": False,
-    }
+    suite = tiny_suite(
+        tmp_path,
+        name="plugin",
+        attacks=["badnet"],
+        detectors=[{"name": "high-loss", "params": {"fraction": 0.1}}],
+        unlearners=["none"],
+        references=False,
+    )
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))
     out = subprocess.run(

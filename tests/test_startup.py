@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+from tiny_suite import tiny_suite
+
 HEAVY = ("torchvision", "sklearn", "kronfluence", "trak", "ray", "submitit", "matplotlib")
 
 
@@ -39,20 +41,14 @@ def test_a_cached_rerun_keeps_its_report_and_imports_neither_scipy_nor_a_heavy_d
     a cached rerun's time (pandas' reports, scipy's intervals) and would write the same file."""
     import yaml
 
-    suite = {
-        "name": "cached",
-        "device": "cpu",
-        "output": str(tmp_path / "out"),
-        "cache": str(tmp_path / "cache"),
-        "datasets": ["digits"],
-        "models": [{"name": "small-cnn", "params": {"width": 4, "hidden": 8}}],
-        "training": {"epochs": 1, "translate": 0, "hflip": False},
-        "attacks": [{"name": "badnet", "params": {"budget": 0.5}}],
-        "detectors": ["spectral"],
-        "unlearners": ["none"],
-        "references": False,
-        "clean_model": False,
-    }
+    suite = tiny_suite(
+        tmp_path,
+        name="cached",
+        models=[{"name": "small-cnn", "params": {"width": 4, "hidden": 8}}],
+        training={"epochs": 1, "translate": 0, "hflip": False},
+        unlearners=["none"],
+        references=False,
+    )
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))
     subprocess.run([sys.executable, "-m", "deltabench", "run", str(path)], check=True, capture_output=True)
