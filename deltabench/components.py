@@ -23,6 +23,8 @@ from .training import Trainer
 
 __all__ = [
     "Params",
+    "OUTSIDE_IDENTITY",
+    "identity_params",
     "Component",
     "DatasetInfo",
     "ParamProblem",
@@ -46,6 +48,23 @@ class Params(BaseModel):
     """Base of every component's parameter model: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+#: ``json_schema_extra`` of a parameter that says where or how a component gets its input (a data
+#: folder, downloading, checksum checks, decoding threads), not what it computes. Such parameters
+#: stay out of stage identities, hence out of seeds and cache keys: a suite draws the same random
+#: choices wherever its data lives. The resolved config in each row still records them.
+OUTSIDE_IDENTITY: dict[str, Any] = {"identity": False}
+
+
+def identity_params(params_cls: type[Params], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (resolved parameters of ``params_cls``) less those marked :data:`OUTSIDE_IDENTITY`."""
+    fields = params_cls.model_fields
+    return {
+        key: value
+        for key, value in values.items()
+        if key not in fields or (fields[key].json_schema_extra or {}).get("identity", True)
+    }
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,14 @@ import torch
 from .artifacts import Dataset, Detection, PoisonedData
 from .cache import ArtifactStore, DamagedArtifact, stable_hash
 from .codec import storable
-from .components import AttackContext, Component, DetectionContext, Detector, UnlearningContext
+from .components import (
+    AttackContext,
+    Component,
+    DetectionContext,
+    Detector,
+    UnlearningContext,
+    identity_params,
+)
 from .config import ComponentSpec
 from .determinism import deterministic_algorithms
 from .exceptions import ComponentError, NoAffectedPointError
@@ -140,9 +147,11 @@ def torch_threads(count: int) -> Iterator[None]:
 
 
 def spec_key(spec: ComponentSpec, registry: Registry) -> dict[str, Any]:
-    """What identifies a component in a stage: kind, name, version and resolved parameters."""
+    """What identifies a component in a stage: kind, name, version and resolved parameters, less
+    those that only locate its input (:data:`~deltabench.components.OUTSIDE_IDENTITY`)."""
     cls = registry.get(spec.kind, spec.name)
-    return {"kind": spec.kind, "name": spec.name, "version": cls.version, "params": spec.params}
+    params = identity_params(cls.Params, spec.params)
+    return {"kind": spec.kind, "name": spec.name, "version": cls.version, "params": params}
 
 
 def _seeded(identity: str) -> tuple[np.random.Generator, torch.Generator]:

@@ -17,7 +17,7 @@ import torch
 from pydantic import Field
 
 from ..artifacts import Dataset, ImageSet
-from ..components import DatasetInfo, DatasetSource, Params
+from ..components import OUTSIDE_IDENTITY, DatasetInfo, DatasetSource, Params
 from ..exceptions import DatasetMissingError
 from ..file_digest import file_digest
 from ..hookspecs import hookimpl
@@ -51,9 +51,21 @@ class _CifarBase(DatasetSource):
     title = ""
 
     class Params(Params):
-        root: str = Field("data", description="folder holding the extracted dataset folder")
-        download: bool = Field(False, description="download (and check) the archive when it is missing")
-        verify: bool = Field(True, description="check each file's MD5 (false for hand-made test files)")
+        root: str = Field(
+            "data",
+            description="folder holding the extracted dataset folder",
+            json_schema_extra=OUTSIDE_IDENTITY,
+        )
+        download: bool = Field(
+            False,
+            description="download (and check) the archive when it is missing",
+            json_schema_extra=OUTSIDE_IDENTITY,
+        )
+        verify: bool = Field(
+            True,
+            description="check each file's MD5 (false for hand-made test files)",
+            json_schema_extra=OUTSIDE_IDENTITY,
+        )
 
     def _tv_class(self):
         raise NotImplementedError
