@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from deltabench.data.cifar import Cifar100
 from deltabench.data.imagenette import WNID_NAMES
 
 __all__ = ["write_cifar10", "write_cifar100", "write_imagenette", "DECOY_CLASS"]
@@ -24,11 +25,20 @@ DECOY_CLASS = 1  # the Witches' Brew decoy: a class-1 image filed as the last va
 
 def _colours(classes: int) -> np.ndarray:
     """One colour per class. Ten random colours are far apart; a hundred random ones are not (two
-    CIFAR-100 fakes lay 8 apart, inside the pixel noise), so many classes take a 5 x 5 x 4 grid."""
+    CIFAR-100 fakes lay 8 apart, inside the pixel noise), so many classes take a 5 x 5 x 5 grid.
+
+    The grid leaves out the colours inside the box where the frequency attack's paper-style poisons
+    land, whatever their source: min-max rescaled and seen un-normalised, a poison's pixels lie
+    between the dataset mean and mean + std. A class colour there (there were two) made the poisons
+    look like that class, and the victim fitted them with a logit margin of 0.1-2, so the attack
+    failed to take on some machines."""
     if classes <= 10:
         return np.random.default_rng(1234).integers(30, 226, (classes, 3))
-    axes = np.meshgrid(np.linspace(30, 225, 5), np.linspace(30, 225, 5), np.linspace(30, 225, 4))
+    axes = np.meshgrid(*[np.linspace(30, 225, 5)] * 3)
     grid = np.stack([a.ravel() for a in axes], axis=1).round().astype(int)
+    mean, std = np.array(Cifar100.mean) * 255, np.array(Cifar100.std) * 255
+    poison_box = np.all((grid > mean - 12) & (grid < mean + std + 12), axis=1)
+    grid = grid[~poison_box]
     assert classes <= len(grid), f"at most {len(grid)} classes"
     return np.random.default_rng(1234).permutation(grid)[:classes]
 
