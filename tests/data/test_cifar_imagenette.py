@@ -63,3 +63,26 @@ def test_imagenette_resizes_and_centre_crops(tmp_path):
     ds = Imagenette(root=str(tmp_path), size=16).load(0)
     flat = ds.test.x[2]  # sorted names: the new file comes after the two written ones
     assert flat.mean(dim=(1, 2)).tolist() == pytest.approx([200 / 255, 40 / 255, 90 / 255], abs=0.03)
+
+
+class _Creates:
+    """Unpickling this opens (creates) a file: what a tampered CIFAR file could do with any code."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+@pytest.mark.parametrize("tampered", ["data_batch_3", "batches.meta"])
+def test_a_cifar_file_that_would_run_code_is_refused_before_it_runs(tmp_path, tampered):
+    import pickle
+
+    write_cifar10(tmp_path)
+    marker = tmp_path / "ran"
+    with (tmp_path / "cifar-10-batches-py" / tampered).open("wb") as fh:
+        pickle.dump({"data": np.zeros((1, 3072), np.uint8), "labels": [_Creates(marker)]}, fh)
+    with pytest.raises(DatasetMissingError, match=f"{tampered} is not a CIFAR file .refusing io.open"):
+        Cifar10(root=str(tmp_path), verify=False).load(0)
+    assert not marker.exists()
