@@ -92,6 +92,7 @@ CORE_MODULES = (
     "features.py",
     "models/__init__.py",
     "influence/",
+    "attacks/_relabel.py",
     "detectors/_per_class.py",
     "unlearners/_steps.py",
 )

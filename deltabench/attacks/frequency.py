@@ -34,7 +34,7 @@ from ..artifacts import PoisonedData
 from ..components import Attack, AttackContext, DatasetInfo, ParamProblem, class_problems
 from ..hookspecs import hookimpl
 from ..training import accuracy, augment_batch, predict
-from .badnet import RelabelParams, relabel_poison
+from ._relabel import RelabelParams, relabel_poison
 
 __all__ = ["FrequencyTrigger", "dct_matrix", "low_pass_mask", "apply_trigger", "bound"]
 
