@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import signal
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -27,6 +29,22 @@ def _fail(lines: list[str], code: int = 2) -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _exit_interrupted() -> NoReturn:
+    """Say how to resume and exit 130, past the interpreter's own exit.
+
+    Where the KeyboardInterrupt was raised inside code that a C extension ran through
+    ``PyRun_String``, CPython flags it as unhandled even though this command caught it, and at exit
+    kills itself with SIGINT: status -2 instead of 130 (1 to 3 times in 12 SIGTERMs here). The exit
+    handlers (Ray's shutdown, multiprocessing's clean-up) still run; the runner has already saved the
+    finished rows, stopped its workers and released the output lock.
+    """
+    typer.echo("interrupted: finished rows are saved; run the same command again to resume", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(130)
 
 
 def _registry():
@@ -94,8 +112,7 @@ def run(
     except PackError as exc:
         _fail([str(exc)])
     except KeyboardInterrupt:
-        typer.echo("interrupted: finished rows are saved; run the same command again to resume", err=True)
-        raise typer.Exit(130) from None
+        _exit_interrupted()
     except OutputLockError as exc:
         _fail([str(exc)])
     markdown = summary.output.parent / "leaderboard.md"
