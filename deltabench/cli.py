@@ -34,7 +34,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def _exit_interrupted() -> NoReturn:
     """Say how to resume and exit 130, past the interpreter's own exit.
 
-    Through the normal exit, 5 of 36 SIGTERMs here ended with status -2 (killed by SIGINT) after
+    Through the normal exit, 4 of 24 SIGTERMs here ended with status -2 (killed by SIGINT) after
     this message and with no traceback: CPython kills itself with SIGINT at exit when it has flagged
     a KeyboardInterrupt as unhandled, which it does when one escapes code run through
     ``PyRun_String`` (likely inside an extension), even if a caller catches it later. The exit
