@@ -107,7 +107,7 @@ def _shrink(data: dict, name: str, root: Path, out: Path, decoy: int) -> dict:
     # batch 32 and 12 epochs for CIFAR-100 (10 images a class) and Imagenette (8 a class): the victim
     # then fits 94-100 % of them under 1 and 2 threads alike. With fewer (CIFAR-100: 3 a class and
     # 8 epochs fitted 20-50 %, 6 a class fitted the poisons with a logit margin of 0.1-2 against
-    # 4.3-7.8 now over 12 seeds; Imagenette: 4 a class and 8 epochs fitted 60-90 %, the decoy's
+    # 3.8-8.0 now over 12 draws; Imagenette: 4 a class and 8 epochs fitted 60-90 %, the decoy's
     # intended-class logit margin 0.25-1.0 against 2.2-6.5 now) the attack did not take on some
     # machines
     epochs = 8 if name == "paper-badnet-cifar10" else 12
