@@ -15,7 +15,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from .artifacts import Dataset, Detection, ImageSet, PoisonedData
@@ -25,6 +25,7 @@ __all__ = [
     "Params",
     "OUTSIDE_IDENTITY",
     "identity_params",
+    "locating_field",
     "Component",
     "DatasetInfo",
     "ParamProblem",
@@ -55,6 +56,11 @@ class Params(BaseModel):
 #: stay out of stage identities, hence out of seeds and cache keys: a suite draws the same random
 #: choices wherever its data lives. The resolved config in each row still records them.
 OUTSIDE_IDENTITY: dict[str, Any] = {"identity": False}
+
+
+def locating_field(default: Any, description: str, **constraints: Any) -> Any:
+    """A parameter field marked :data:`OUTSIDE_IDENTITY`: where or how the input is found."""
+    return Field(default, description=description, json_schema_extra=OUTSIDE_IDENTITY, **constraints)
 
 
 def identity_params(params_cls: type[Params], values: dict[str, Any]) -> dict[str, Any]:

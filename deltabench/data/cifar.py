@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from ..artifacts import Dataset, ImageSet
-from ..components import OUTSIDE_IDENTITY, DatasetInfo, DatasetSource, Params
+from ..components import DatasetInfo, DatasetSource, Params, locating_field
 from ..exceptions import DatasetMissingError
 from ..file_digest import file_digest
 from ..hookspecs import hookimpl
@@ -83,21 +82,9 @@ class _CifarBase(DatasetSource):
     title = ""
 
     class Params(Params):
-        root: str = Field(
-            "data",
-            description="folder holding the extracted dataset folder",
-            json_schema_extra=OUTSIDE_IDENTITY,
-        )
-        download: bool = Field(
-            False,
-            description="download (and check) the archive when it is missing",
-            json_schema_extra=OUTSIDE_IDENTITY,
-        )
-        verify: bool = Field(
-            True,
-            description="check each file's MD5 (false for hand-made test files)",
-            json_schema_extra=OUTSIDE_IDENTITY,
-        )
+        root: str = locating_field("data", "folder holding the extracted dataset folder")
+        download: bool = locating_field(False, "download (and check) the archive when it is missing")
+        verify: bool = locating_field(True, "check each file's MD5 (false for hand-made test files)")
 
     def _tv_class(self):
         raise NotImplementedError

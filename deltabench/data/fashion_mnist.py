@@ -24,7 +24,7 @@ import torch
 from pydantic import Field
 
 from ..artifacts import Dataset, ImageSet
-from ..components import OUTSIDE_IDENTITY, DatasetSource, Params
+from ..components import DatasetSource, Params, locating_field
 from ..exceptions import DatasetMissingError
 from ..hookspecs import hookimpl
 
@@ -159,21 +159,14 @@ class FashionMnist(DatasetSource):
     name = "fashion-mnist"
 
     class Params(Params):
-        root: str | None = Field(
+        root: str | None = locating_field(
             None,
-            description="folder with the four idx files, .gz or not (null: Debian's "
+            "folder with the four idx files, .gz or not (null: Debian's "
             f"{DEBIAN_ROOT} when present, else {DOWNLOAD_ROOT})",
-            json_schema_extra=OUTSIDE_IDENTITY,
         )
-        download: bool = Field(
-            False,
-            description="fetch the official archives (MD5-checked) when missing",
-            json_schema_extra=OUTSIDE_IDENTITY,
-        )
-        verify: bool = Field(
-            True,
-            description="check each file's content MD5 (false for slices or hand-made files)",
-            json_schema_extra=OUTSIDE_IDENTITY,
+        download: bool = locating_field(False, "fetch the official archives (MD5-checked) when missing")
+        verify: bool = locating_field(
+            True, "check each file's content MD5 (false for slices or hand-made files)"
         )
         train_per_class: int | None = Field(
             None,

@@ -15,7 +15,7 @@ import torch
 from pydantic import Field
 
 from ..artifacts import Dataset, ImageSet
-from ..components import OUTSIDE_IDENTITY, DatasetInfo, DatasetSource, Params
+from ..components import DatasetInfo, DatasetSource, Params, locating_field
 from ..exceptions import DatasetMissingError
 from ..hookspecs import hookimpl
 
@@ -61,18 +61,10 @@ class Imagenette(DatasetSource):
     name = "imagenette"
 
     class Params(Params):
-        root: str = Field(
-            "data", description="folder holding imagenette2-160/", json_schema_extra=OUTSIDE_IDENTITY
-        )
+        root: str = locating_field("data", "folder holding imagenette2-160/")
         size: int = Field(160, ge=8, description="side of the resized, centre-cropped images")
-        download: bool = Field(
-            False,
-            description="download the 160-px archive (MD5-checked) if missing",
-            json_schema_extra=OUTSIDE_IDENTITY,
-        )
-        workers: int = Field(
-            4, ge=1, description="threads decoding JPEGs", json_schema_extra=OUTSIDE_IDENTITY
-        )
+        download: bool = locating_field(False, "download the 160-px archive (MD5-checked) if missing")
+        workers: int = locating_field(4, "threads decoding JPEGs", ge=1)
 
     def _split(self, folder: Path, classes: list[str]) -> ImageSet:
         files, labels = [], []
