@@ -137,14 +137,14 @@ def dataset_problems(parsed: ParsedSuite, registry: Registry) -> list[str]:
     """Missing dataset files, and parameters a dataset cannot serve, from each dataset's metadata."""
     problems = []
     components = [
-        (spec, registry.get(spec.kind, spec.name)(**spec.params))
+        (spec, registry.get(spec.kind, spec.name).from_spec_params(spec.params, spec.validated))
         for key in LISTS
         if key != KINDS["dataset"].suite_key
         for spec in getattr(parsed, key)
     ]
     translate = parsed.suite.training.translate
     for dspec in parsed.datasets:
-        info = registry.get("dataset", dspec.name)(**dspec.params).info()
+        info = registry.get("dataset", dspec.name).from_spec_params(dspec.params, dspec.validated).info()
         if info is None:  # a source without metadata: it is only checked when it loads
             continue
         if info.missing:

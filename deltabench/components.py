@@ -157,6 +157,12 @@ class Component:
         self.params = params if params is not None else self.Params(**values)
 
     @classmethod
+    def from_spec_params(cls, params: dict[str, Any], checked: BaseModel | None = None) -> Component:
+        """Built from a suite's parameters. ``checked`` is the ``Params`` instance the suite was
+        validated with: it is used as it is (Params are frozen), so nothing is validated twice."""
+        return cls(checked) if isinstance(checked, cls.Params) else cls(**params)
+
+    @classmethod
     def summary(cls) -> str:
         """First paragraph of the docstring, on one line: what ``deltabench plugins`` shows."""
         paragraph = (cls.__doc__ or "").strip().split("\n\n")[0]

@@ -158,23 +158,33 @@ Suite = create_model(
 
 @dataclass(frozen=True)
 class ComponentSpec:
-    """One resolved component: registry kind and name, and its full validated parameters."""
+    """One resolved component: registry kind and name, and its full validated parameters.
+
+    ``validated`` is the component's ``Params`` instance the suite was checked with, so building
+    the component does not validate the same values again; ``params`` is its JSON form, which
+    identities and rows use. ``params_json`` and ``label`` are worked out once, here.
+    """
 
     kind: str
     name: str
     params: dict[str, Any]
     display: str = field(default="", compare=False)
     origin: str = field(default="", compare=False)  # where the suite gave it, e.g. "attacks[0]"
+    validated: BaseModel | None = field(default=None, compare=False, repr=False)
+    #: the parameters as canonical JSON (sorted keys): the CSV's ``*_params`` columns
+    params_json: str = field(init=False, compare=False, repr=False)
+    #: the leaderboard's name for it: the suite's ``label`` or the registered name; when one name
+    #: appears with several settings, each non-default one gets ``(key=value, ...)`` appended
+    label: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def params_json(self) -> str:
-        return json.dumps(self.params, sort_keys=True, default=str)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params_json", json.dumps(self.params, sort_keys=True, default=str))
+        object.__setattr__(self, "label", self.display or self.name)
 
-    @property
-    def label(self) -> str:
-        """The leaderboard's name for it: the suite's ``label`` or the registered name; when one name
-        appears with several settings, each non-default one gets ``(key=value, ...)`` appended."""
-        return self.display or self.name
+    def __reduce__(self) -> tuple[Any, ...]:
+        # ``validated`` stays behind: its class may be one a worker process cannot import (a
+        # component defined in a test); the worker validates ``params`` when it builds the component
+        return (ComponentSpec, (self.kind, self.name, self.params, self.display, self.origin))
 
 
 @dataclass
@@ -326,7 +336,7 @@ def _resolve(
                 problems.extend(_validation_lines(exc, cls.Params, (key, i, "params")))
                 break
             spec = ComponentSpec(
-                kind, entry.name, params.model_dump(mode="json"), entry.label or "", f"{key}[{i}]"
+                kind, entry.name, params.model_dump(mode="json"), entry.label or "", f"{key}[{i}]", params
             )
             if spec not in specs:
                 specs.append(spec)

@@ -12,6 +12,7 @@ built by :mod:`deltabench.rows`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from .rows import (
     write_rows_atomically,
 )
 from .stages import Setting
-from .units import detection_units, forget_stages, run_upstream, stages_for, upstream_units
+from .units import forget_stages, run_upstream, stages_for, upstream_units
 
 __all__ = ["Job", "plan_jobs", "run_suite", "run_job", "RunSummary"]
 
@@ -50,9 +51,27 @@ class Job(Setting):
     detectors: list[ComponentSpec]
     unlearners: list[ComponentSpec]
     skip_cells: set[str] = field(default_factory=set)
+    _cells: tuple[int, list[tuple[str, ComponentSpec, ComponentSpec]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def cells(self, registry: Registry) -> list[tuple[str, ComponentSpec, ComponentSpec]]:
-        return [(self.cell_id(d, u, registry), d, u) for d in self.detectors for u in self.unlearners]
+        """Every (cell id, detector, unlearner), hashed once per registry (the run asks often)."""
+        if self._cells is None or self._cells[0] != id(registry):
+            cells = [(self.cell_id(d, u, registry), d, u) for d in self.detectors for u in self.unlearners]
+            self._cells = (id(registry), cells)
+        return self._cells[1]
+
+    def per_detector(self, registry: Registry) -> list[Job]:
+        """One job per detector that still has cells to run, its cells taken from this job's."""
+        units = []
+        for detector in self.detectors:
+            unit = dataclasses.replace(self, detectors=[detector], upstream_ready=True)
+            cells = [cell for cell in self.cells(registry) if cell[1] is detector]
+            unit._cells = (id(registry), cells)
+            if any(cid not in self.skip_cells for cid, _, _ in cells):
+                units.append(unit)
+        return units
 
 
 def run_job(job: Job, registry: Registry | None = None) -> list[dict[str, Any]]:
@@ -263,9 +282,7 @@ def _run_suite(
         for i, exc in broken.items():
             record(failed_rows(todo[i], exc))
         # phase 2: every (victim, detector) pair with its unlearnings, victims read from the cache
-        units = [
-            unit for i, job in enumerate(todo) if i not in broken for unit in detection_units(job, registry)
-        ]
+        units = [unit for i, job in enumerate(todo) if i not in broken for unit in job.per_detector(registry)]
         for index, result in executor.map(functools.partial(run_job, registry=registry), units):
             record(failed_rows(units[index], result) if isinstance(result, BaseException) else result)
     finally:

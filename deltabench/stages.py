@@ -149,10 +149,19 @@ def torch_threads(count: int) -> Iterator[None]:
 
 def spec_key(spec: ComponentSpec, registry: Registry) -> dict[str, Any]:
     """What identifies a component in a stage: kind, name, version and resolved parameters, less
-    those that only locate its input (:data:`~deltabench.components.OUTSIDE_IDENTITY`)."""
+    those that only locate its input (:data:`~deltabench.components.OUTSIDE_IDENTITY`).
+
+    Worked out once per (component class, parameters): a run asks for it for every cell and stage.
+    """
     cls = registry.get(spec.kind, spec.name)
-    params = identity_params(cls.Params, spec.params)
-    return {"kind": spec.kind, "name": spec.name, "version": cls.version, "params": params}
+    known = (cls, spec.name, spec.params_json)
+    if known not in _SPEC_KEYS:
+        params = identity_params(cls.Params, spec.params)
+        _SPEC_KEYS[known] = {"kind": spec.kind, "name": spec.name, "version": cls.version, "params": params}
+    return dict(_SPEC_KEYS[known])
+
+
+_SPEC_KEYS: dict[tuple[type, str, str], dict[str, Any]] = {}
 
 
 def _seeded(identity: str) -> tuple[np.random.Generator, torch.Generator]:
@@ -313,14 +322,15 @@ class Stages:
         self._victim: VictimStage | None = None
         self._clean: CleanModelStage | None = None
         self._victim_model: torch.nn.Module | None = None
-        self._last_detection: tuple[ComponentSpec, DetectionStage] | None = None
+        self._last_detection: tuple[str, DetectionStage] | None = None  # (detect identity, stage)
+        self._detect_ids: dict[tuple[str, str], str] = {}
 
     def describe(self) -> str:
         return self.setting.describe()
 
     def _make(self, kind: str, spec: ComponentSpec) -> Any:
         cls: type[Component] = self.registry.get(kind, spec.name)
-        return cls(**spec.params)
+        return cls.from_spec_params(spec.params, spec.validated)
 
     def _key(self, identity: str) -> str:
         parts = _device_parts(self.device, self.setting.deterministic)
@@ -430,7 +440,11 @@ class Stages:
         return self._staged("floor", self._floor_id, compute)
 
     def _detect_id(self, spec: ComponentSpec) -> str:
-        return stable_hash("detect", self._victim_id, spec_key(spec, self.registry))
+        """The detection's identity, worked out once per detector (its unlearnings hash it too)."""
+        known = (spec.name, spec.params_json)
+        if known not in self._detect_ids:
+            self._detect_ids[known] = stable_hash("detect", self._victim_id, spec_key(spec, self.registry))
+        return self._detect_ids[known]
 
     def detection_context(
         self, detector: Detector, rng: np.random.Generator, gen: torch.Generator
@@ -456,9 +470,9 @@ class Stages:
     def detection(self, spec: ComponentSpec, *, reuse: bool = True) -> DetectionStage:
         """``spec``'s detection on this victim; ``reuse=False`` recomputes it without touching the
         cache (for a study that records what happens inside, e.g. the influence scores)."""
-        if reuse and self._last_detection and self._last_detection[0] == spec:
-            return self._last_detection[1]
         identity = self._detect_id(spec)
+        if reuse and self._last_detection and self._last_detection[0] == identity:
+            return self._last_detection[1]
 
         def compute(key: str) -> DetectionStage:
             data, victim = self.poisoned().data, self.victim()
@@ -480,7 +494,7 @@ class Stages:
 
         stage = self._staged("detect", identity, compute, reuse)
         if reuse:
-            self._last_detection = (spec, stage)
+            self._last_detection = (identity, stage)
         return stage
 
     def unlearning(self, detector: ComponentSpec, unlearner: ComponentSpec) -> UnlearningStage:

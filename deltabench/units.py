@@ -4,8 +4,9 @@ A run goes in two phases, each one ``executor.map`` over independent units:
 
 1. *upstream* units: per victim, the attack and the victim's training; per distinct clean model
    (shared by every attack on the same dataset, model and seed), its training;
-2. *detection* units: one (victim, detector) pair with all its unlearnings, reading the victim
-   from the shared artifact cache written in phase 1, so no victim is ever trained twice.
+2. *detection* units (:meth:`deltabench.runner.Job.per_detector`): one (victim, detector) pair
+   with all its unlearnings, reading the victim from the shared artifact cache written in phase 1,
+   so no victim is ever trained twice.
 
 So a suite of V victims and D detectors keeps up to V + C workers busy in phase 1 (C clean models)
 and V x D in phase 2, where one unit per victim kept at most V busy. Every unit computes its stages
@@ -15,7 +16,6 @@ depend on how the work was cut.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "UpstreamUnit",
-    "detection_units",
     "forget_stages",
     "run_upstream",
     "stages_for",
@@ -71,17 +70,6 @@ def run_upstream(unit: UpstreamUnit, registry: Registry | None = None) -> None:
         stages.victim()
     else:
         stages.clean_model()
-
-
-def detection_units(job: Job, registry: Registry) -> list[Job]:
-    """The job cut into one job per detector that still has cells to run; each reads its
-    victim-side stages from the cache (even in a fresh run: phase 1 has just computed them)."""
-    units = []
-    for detector in job.detectors:
-        unit = dataclasses.replace(job, detectors=[detector], upstream_ready=True)
-        if any(cid not in job.skip_cells for cid, _, _ in unit.cells(registry)):
-            units.append(unit)
-    return units
 
 
 _last: tuple[str, Stages] | None = None

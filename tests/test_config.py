@@ -194,3 +194,20 @@ def test_component_keys_come_from_the_kinds_table():
 @pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.joinpath("suites").glob("*.yaml")))
 def test_shipped_suites_are_valid(path):
     load_suite(path, default_registry())
+
+
+def test_a_component_is_built_from_the_params_the_suite_was_checked_with_and_workers_get_plain_params():
+    import pickle
+
+    registry = default_registry()
+    parsed = parse_suite(_with(detectors=[{"name": "delta-influence", "params": {"n_tolerate": 3}}]), registry)
+    (spec,) = [d for d in parsed.detectors if d.name == "delta-influence"]
+    cls = registry.get("detector", "delta-influence")
+    assert isinstance(spec.validated, cls.Params) and spec.validated.n_tolerate == 3
+    assert cls.from_spec_params(spec.params, spec.validated).params is spec.validated  # not validated again
+    assert cls.from_spec_params(spec.params).params == spec.validated  # validated from the JSON form
+    # a worker process gets the JSON form only (the Params class may not be importable there)
+    copy = pickle.loads(pickle.dumps(spec))
+    assert copy == spec and copy.validated is None
+    assert (copy.params_json, copy.label, copy.origin) == (spec.params_json, "delta-influence", "detectors[0]")
+    assert '"n_tolerate": 3' in spec.params_json

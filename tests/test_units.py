@@ -15,7 +15,7 @@ from deltabench.config import suite_from_dict
 from deltabench.registry import default_registry
 from deltabench.rows import write_rows_atomically
 from deltabench.runner import plan_jobs, run_job, run_suite
-from deltabench.units import detection_units, upstream_units
+from deltabench.units import upstream_units
 
 
 def three_victims(folder: Path, executor: dict, **changes) -> dict:
@@ -42,12 +42,12 @@ def test_a_three_victim_suite_has_four_upstream_units_then_one_per_victim_and_de
     upstream = upstream_units(jobs, registry)
     assert [u.part for u in upstream] == ["victim"] * 3 + ["clean"]
     assert upstream[-1].jobs == [0, 1, 2]  # one clean model serves the three attacks
-    detections = [unit for job in jobs for unit in detection_units(job, registry)]
+    detections = [unit for job in jobs for unit in job.per_detector(registry)]
     assert len(detections) == 3 * 2  # spectral and the oracle reference
     assert all(len(u.detectors) == 1 and u.upstream_ready for u in detections)
     # cells already in the CSV leave their detector's unit out
     jobs[0].skip_cells = {cid for cid, d, _ in jobs[0].cells(registry) if d.name == "spectral"}
-    assert [u.detectors[0].name for u in detection_units(jobs[0], registry)] == ["oracle"]
+    assert [u.detectors[0].name for u in jobs[0].per_detector(registry)] == ["oracle"]
 
 
 @pytest.mark.slow
