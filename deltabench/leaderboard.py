@@ -1,8 +1,9 @@
 """Tables from leaderboard CSVs: victims, detection quality, unlearning outcomes, and a
 paper-style (Figure 3) grid of PSR and clean accuracy per detector and attack.
 
-Settings whose attack floor (the clean model's PSR on the triggered test set) is at or above the
-success threshold are marked: there a PSR below it is out of reach whatever a detector flags.
+Settings whose attack floor (the clean model's PSR on the triggered test set, averaged over the
+victims where the attack took: the only ones whose cells are judged) is at or above the success
+threshold are marked: there a PSR below it is out of reach whatever a detector flags.
 
 Each cell is computed once, as a :class:`Cell` holding its numbers (:func:`summary_cells`); the
 markdown here, the exports (:mod:`deltabench.exports`) and the site render those cells. It only
@@ -202,10 +203,28 @@ def _unreachable(mean_floor: float) -> bool:
     return bool(mean_floor >= SUCCESS_PSR)
 
 
+def _judged_floor(victims: pd.DataFrame) -> float:
+    """The mean clean-model PSR over the victims whose attack took (they have ``ok`` cells): only
+    their cells are judged, so a floor under a victim whose attack did not take (its cells are
+    skipped) cannot make a detector fail. NaN when the attack took on none."""
+    return float(victims.loc[victims["judged"], "clean_model_psr"].mean())
+
+
+def _with_judged(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`_victims` with a ``judged`` column: whether the victim has any ``ok`` cell."""
+    victims = _victims(frame)
+    judged = ok_rows(frame)[[*SETTING, "seed"]].drop_duplicates().assign(judged=True)
+    victims = victims.merge(judged, on=[*SETTING, "seed"], how="left")
+    return victims.assign(judged=victims["judged"].eq(True))
+
+
 def floor_settings(frame: pd.DataFrame) -> pd.DataFrame:
-    """The (dataset, model, attack) settings whose mean clean-model PSR is at least
-    ``SUCCESS_PSR``, with that mean as ``floor``: no detector can succeed there."""
-    floors = _victims(frame).groupby(SETTING)["clean_model_psr"].mean().rename("floor").reset_index()
+    """The (dataset, model, attack) settings whose mean clean-model PSR over the judged victims
+    (:func:`_judged_floor`) is at least ``SUCCESS_PSR``, with that mean as ``floor``: no detector
+    can succeed there."""
+    victims = _with_judged(frame)
+    floors = victims.groupby(SETTING)[["clean_model_psr", "judged"]].apply(_judged_floor).rename("floor")
+    floors = floors.reset_index()
     return floors[floors["floor"].map(_unreachable)].reset_index(drop=True)
 
 
@@ -221,7 +240,7 @@ def summary_cells(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str
     ok = ok_rows(frame)
     tables: dict[str, pd.DataFrame] = {}
     tables["victims"] = (
-        _victims(frame)
+        _with_judged(frame)
         .groupby(SETTING)
         .apply(
             lambda g: pd.Series(
@@ -231,7 +250,7 @@ def summary_cells(frame: pd.DataFrame, figure_unlearner: str = "eu") -> dict[str
                     "clean model acc %": _mean_ci(g["clean_model_acc"]),
                     "clean model PSR % (floor)": dataclasses.replace(
                         _mean_ci(g["clean_model_psr"]),
-                        mark=FLOOR_MARK if _unreachable(g["clean_model_psr"].mean()) else "",
+                        mark=FLOOR_MARK if _unreachable(_judged_floor(g)) else "",
                     ),
                     "victim acc %": _mean_ci(g["victim_clean_acc"]),
                     "victim PSR %": _mean_ci(g["victim_psr"]),
@@ -335,7 +354,8 @@ def render_markdown(
             "",
             f"**{FLOOR_MARK} No detector can succeed in {len(floors)} setting(s).** A clean model, "
             f"never poisoned, already has a mean PSR of at least {SUCCESS_PSR:.0%} on the triggered "
-            f"test set there, so unlearning cannot bring the PSR below {SUCCESS_PSR:.0%}: {listed}. "
+            f"test set there (over the victims where the attack took, the only ones judged), so "
+            f"unlearning cannot bring the PSR below {SUCCESS_PSR:.0%}: {listed}. "
             "Their ✗ marks say more about the attack than about the detectors.",
         ]
     for key, heading in TABLE_TITLES.items():

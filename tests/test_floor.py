@@ -78,3 +78,19 @@ def test_no_mark_below_5_percent_nor_for_a_csv_without_the_column():
     old = frame.drop(columns="clean_model_psr")  # a CSV written before the floor existed
     assert floor_settings(old).empty
     assert summary_tables(old)["victims"].loc[0, "clean model PSR % (floor)"] == "-"
+
+
+def test_a_floor_under_a_victim_whose_attack_did_not_take_marks_nothing():
+    """One target of three is already called the intended class by its clean model, but there the
+    attack did not take: that victim's cells are skipped, so every judged victim is reachable."""
+    frame = _victims({"witches-brew": [0.0, 1.0, 0.0]})
+    skipped = frame["seed"] == 1
+    frame.loc[skipped, "status"] = "skipped"
+    frame["error"] = ""
+    frame.loc[skipped, "unlearned_psr"] = float("nan")
+    assert floor_settings(frame).empty
+    assert "No detector can succeed" not in render_markdown(frame)
+    victims = summary_tables(frame)["victims"].set_index("attack")["clean model PSR % (floor)"]
+    assert victims["witches-brew"].startswith("33.3") and FLOOR_MARK not in victims["witches-brew"]
+    frame.loc[skipped, "status"] = "ok"  # had it taken, no detector could succeed on it
+    assert floor_settings(frame)["attack"].tolist() == ["witches-brew"]
