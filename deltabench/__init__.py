@@ -6,24 +6,28 @@ marker to register them, the artifacts they exchange, and :func:`run` to run a s
 
 from __future__ import annotations
 
-from .artifacts import Dataset, Detection, ImageSet, PoisonedData
-from .components import (
-    Attack,
-    AttackContext,
-    DatasetInfo,
-    DatasetSource,
-    DetectionContext,
-    Detector,
-    Executor,
-    ModelFamily,
-    ParamProblem,
-    Params,
-    Requirement,
-    Unlearner,
-    UnlearningContext,
-)
-from .hookspecs import hookimpl
-from .training import Trainer, TrainingRecipe
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .artifacts import Dataset, Detection, ImageSet, PoisonedData
+    from .components import (
+        Attack,
+        AttackContext,
+        DatasetInfo,
+        DatasetSource,
+        DetectionContext,
+        Detector,
+        Executor,
+        ModelFamily,
+        ParamProblem,
+        Params,
+        Requirement,
+        Unlearner,
+        UnlearningContext,
+    )
+    from .hookspecs import hookimpl
+    from .training import Trainer, TrainingRecipe
 
 __version__ = "0.1.0"
 
@@ -50,6 +54,44 @@ __all__ = [
     "hookimpl",
     "run",
 ]
+
+
+# Imported on first use (PEP 562), so ``import deltabench`` and commands that never touch a model
+# (a rerun of a finished suite: deltabench.uptodate) do not pay for torch.
+_EXPORTED_FROM = {
+    "artifacts": ("Dataset", "Detection", "ImageSet", "PoisonedData"),
+    "components": (
+        "Attack",
+        "AttackContext",
+        "DatasetInfo",
+        "DatasetSource",
+        "DetectionContext",
+        "Detector",
+        "Executor",
+        "ModelFamily",
+        "ParamProblem",
+        "Params",
+        "Requirement",
+        "Unlearner",
+        "UnlearningContext",
+    ),
+    "hookspecs": ("hookimpl",),
+    "training": ("Trainer", "TrainingRecipe"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTED_FROM.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'deltabench' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))
 
 
 def run(suite_path: str, *, fresh: bool = False):

@@ -81,6 +81,25 @@ def _up_to_date(markdown: Path, summary) -> bool:
     return all(written >= f.stat().st_mtime_ns for f in results_files(summary.output.parent))
 
 
+def _finished(suite: Path, report: bool) -> bool:
+    """Say so and return True when the suite's last complete run is still current (nothing to
+    compute or write: :mod:`deltabench.uptodate`), without loading the registry or torch."""
+    from time import perf_counter
+
+    from .uptodate import finished_rows
+
+    started = perf_counter()
+    found = finished_rows(suite, report=report)
+    if found is None:
+        return False
+    rows, results = found
+    typer.echo(
+        f"{rows} rows (0 computed, {rows} reused, 0 failed) in {perf_counter() - started:.1f} s -> {results} "
+        "(unchanged since its last complete run; --fresh recomputes)"
+    )
+    return True
+
+
 @app.command()
 def run(
     suite: Annotated[Path, typer.Argument(help="suite YAML file, e.g. suites/quick.yaml")],
@@ -101,6 +120,8 @@ def run(
     from .runner import run_suite
 
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: workers stopped, finished rows kept
+    if not fresh and shard is None and victims is None and _finished(suite, report):
+        return
     registry, parsed = _parse(suite)
     shard_spec = None
     if shard is not None:

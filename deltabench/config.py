@@ -30,6 +30,7 @@ from pydantic import (
 from .components import KINDS, Kind
 from .exceptions import SuiteError
 from .names import closest, did_you_mean
+from .outputs import default_output
 from .registry import Registry
 from .training import TrainingRecipe
 
@@ -130,7 +131,7 @@ class SuiteSettings(BaseModel):
 
     @property
     def output_dir(self) -> Path:
-        return Path(self.output) if self.output else Path("leaderboards") / self.name
+        return default_output(self.name, self.output)
 
 
 def _component_field(kind: Kind) -> tuple[Any, Any]:

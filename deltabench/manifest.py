@@ -18,7 +18,8 @@ from typing import Any
 from .components import KINDS
 from .config import ParsedSuite
 from .file_digest import sha256_file
-from .rows import RESULTS_FILE, code_revision, versions
+from .outputs import MANIFEST_FILE, MANIFEST_FORMAT, manifest_path, read_manifest, versions
+from .rows import code_revision
 
 __all__ = [
     "MANIFEST_FILE",
@@ -27,14 +28,6 @@ __all__ = [
     "resolved_suite",
     "write_manifest",
 ]
-
-MANIFEST_FILE = "manifest.json"
-FORMAT = "deltabench-manifest-1"
-
-
-def manifest_path(csv: Path) -> Path:
-    """``manifest.json`` beside ``results.csv``; ``<name>.manifest.json`` beside any other CSV."""
-    return csv.with_name(MANIFEST_FILE if csv.name == RESULTS_FILE else f"{csv.stem}.{MANIFEST_FILE}")
 
 
 def now() -> str:
@@ -76,15 +69,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def read_manifest(path: Path) -> dict[str, Any] | None:
-    """The manifest at ``path``, or None when there is none or it does not parse."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("format") == FORMAT else None
-
-
 def write_manifest(
     csv: Path,
     parsed: ParsedSuite,
@@ -93,9 +77,12 @@ def write_manifest(
     completed: bool,
     fresh: bool = False,
     victims: dict[str, Any] | None = None,
+    stamp: str | None = None,
 ) -> Path:
     """Write (or, on a resumed run, extend) the manifest of ``csv`` after a run that began at
-    ``started``; ``fresh`` starts its run list anew, as the CSV was."""
+    ``started``; ``fresh`` starts its run list anew, as the CSV was. ``stamp``: the run's
+    :func:`~deltabench.uptodate.run_stamp`, taken when it started, which lets a later rerun of a
+    completed run be skipped without loading the registry."""
     path = manifest_path(csv)
     before = None if fresh else read_manifest(path)
     source = Path(parsed.source)
@@ -107,9 +94,10 @@ def write_manifest(
         "packages": json.loads(versions()),
         "machine": machine(),
         "victims_pack": victims,
+        "stamp": stamp,
     }
     manifest = {
-        "format": FORMAT,
+        "format": MANIFEST_FORMAT,
         "csv": csv.name,
         "csv_sha256": sha256_file(csv) if csv.is_file() else None,
         "suite_file": str(source) if source.is_file() else None,

@@ -8,11 +8,9 @@ came from (stage keys, library versions, code revision), so a CSV alone can be a
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 import traceback
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +19,15 @@ import pandas as pd
 
 from .measure import StageCost
 from .metrics import SUCCESS_PSR, detection_metrics
+from .outputs import (
+    RESULTS_FILE,
+    SHARD_PATTERN,
+    SUBMISSION_PATTERNS,
+    package_version,
+    results_files,
+    shard_file,
+    versions,
+)
 
 if TYPE_CHECKING:
     from .config import ComponentSpec
@@ -49,10 +56,6 @@ __all__ = [
     "success_flags",
 ]
 
-RESULTS_FILE = "results.csv"
-SHARD_PATTERN = "results.shard-*-of-*.csv"
-#: rows others added to a leaderboard folder (e.g. a plugin author's run on the published victims)
-SUBMISSION_PATTERNS = ("results-*.csv", "submissions/*.csv")
 
 COLUMNS = [
     "suite", "dataset", "model", "attack", "seed", "detector", "unlearner", "status", "error",
@@ -67,11 +70,6 @@ COLUMNS = [
     "training", "affected_points", "device", "cell_id", "attack_key", "victim_key", "detect_key",
     "versions", "code_revision",
 ]  # fmt: skip
-
-
-def shard_file(index: int, count: int) -> str:
-    """CSV name of one shard's rows (``deltabench run --shard I/N``)."""
-    return f"results.shard-{index}-of-{count}.csv"
 
 
 @cache
@@ -90,22 +88,7 @@ def code_revision() -> str:
         ).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return f"release-{_version('deltabench')}"
-
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "n/a"
-
-
-@cache
-def versions() -> str:
-    names = ["deltabench", "torch", "torchvision", "numpy", "scikit-learn", "kronfluence", "traker"]
-    found = {n: _version(n) for n in names}
-    found["python"] = platform.python_version()
-    return json.dumps(found, sort_keys=True)
+        return f"release-{package_version('deltabench')}"
 
 
 def error_text(exc: BaseException) -> str:
@@ -207,14 +190,6 @@ def write_rows_atomically(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     frame.to_csv(tmp, index=False)
     tmp.replace(path)
-
-
-def results_files(folder: Path) -> list[Path]:
-    """Every results CSV of a leaderboard folder, the one rule all readers share: the run's own
-    rows (``results.csv``, else its shard CSVs) first, then the submissions, each in name order."""
-    own = folder / RESULTS_FILE
-    files = [own] if own.is_file() else sorted(folder.glob(SHARD_PATTERN))
-    return files + sorted(f for pattern in SUBMISSION_PATTERNS for f in folder.glob(pattern))
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

@@ -39,6 +39,7 @@ from .rows import (
 )
 from .stages import Setting
 from .units import forget_stages, run_upstream, stages_for, upstream_units
+from .uptodate import run_stamp
 
 __all__ = ["Job", "plan_jobs", "run_suite", "run_job", "RunSummary"]
 
@@ -181,7 +182,7 @@ def run_suite(
     CSV's manifest, even after an interrupt. ``victims``: a victim pack (:mod:`deltabench.packs`)
     whose attack, victim and clean-model stages replace computing them."""
     results = parsed.suite.output_dir / (shard_file(*shard) if shard else RESULTS_FILE)
-    started, completed = now(), False
+    started, completed, stamp = now(), False, run_stamp()
     with hold_output_lock(results):
         registry = registry or default_registry()
         jobs = plan_jobs(parsed, fresh=fresh)
@@ -193,7 +194,13 @@ def run_suite(
         finally:
             if results.is_file():
                 write_manifest(
-                    results, parsed, started=started, completed=completed, fresh=fresh, victims=used
+                    results,
+                    parsed,
+                    started=started,
+                    completed=completed,
+                    fresh=fresh,
+                    victims=used,
+                    stamp=stamp,
                 )
 
 
