@@ -69,16 +69,13 @@ def _parse(suite: Path):
         _fail(exc.problems)
 
 
-def _up_to_date(markdown: Path, summary) -> bool:
+def _up_to_date(summary) -> bool:
     """Whether a run that computed nothing left a report written after every results CSV of its
-    folder (submissions too): then rendering it again (pandas, scipy: most of a cached rerun's time)
-    would write the same file. `deltabench leaderboard FOLDER --write` re-renders it on demand."""
-    from .rows import results_files
+    folder: then rendering it again (pandas, scipy: most of a cached rerun's time) would write the
+    same file. `deltabench leaderboard FOLDER --write` re-renders it on demand."""
+    from .outputs import report_is_current
 
-    if summary.computed or not markdown.is_file():
-        return False
-    written = markdown.stat().st_mtime_ns
-    return all(written >= f.stat().st_mtime_ns for f in results_files(summary.output.parent))
+    return not summary.computed and report_is_current(summary.output.parent)
 
 
 def _finished(suite: Path, report: bool) -> bool:
@@ -115,13 +112,14 @@ def run(
     ] = None,
 ) -> None:
     """Run a suite; resumes by default (finished cells and cached stages are reused)."""
-    from .exceptions import PackError
-    from .locking import OutputLockError
-    from .runner import run_suite
-
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: workers stopped, finished rows kept
     if not fresh and shard is None and victims is None and _finished(suite, report):
         return
+    from .exceptions import PackError
+    from .locking import OutputLockError
+    from .outputs import REPORT_FILE
+    from .runner import run_suite
+
     registry, parsed = _parse(suite)
     shard_spec = None
     if shard is not None:
@@ -137,8 +135,8 @@ def run(
         _exit_interrupted()
     except OutputLockError as exc:
         _fail([str(exc)])
-    markdown = summary.output.parent / "leaderboard.md"
-    if report and shard_spec is None and summary.output.is_file() and not _up_to_date(markdown, summary):
+    markdown = summary.output.parent / REPORT_FILE
+    if report and shard_spec is None and summary.output.is_file() and not _up_to_date(summary):
         from .leaderboard import load_results, render_markdown
 
         frame = load_results(summary.output.parent)  # with the folder's submissions

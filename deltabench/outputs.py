@@ -20,9 +20,11 @@ __all__ = [
     "SUBMISSION_PATTERNS",
     "MANIFEST_FILE",
     "MANIFEST_FORMAT",
+    "REPORT_FILE",
     "default_output",
     "shard_file",
     "results_files",
+    "report_is_current",
     "manifest_path",
     "read_manifest",
     "package_version",
@@ -34,6 +36,7 @@ SHARD_PATTERN = "results.shard-*-of-*.csv"
 #: rows others added to a leaderboard folder (e.g. a plugin author's run on the published victims)
 SUBMISSION_PATTERNS = ("results-*.csv", "submissions/*.csv")
 MANIFEST_FILE = "manifest.json"
+REPORT_FILE = "leaderboard.md"
 MANIFEST_FORMAT = "deltabench-manifest-1"
 
 
@@ -53,6 +56,16 @@ def results_files(folder: Path) -> list[Path]:
     own = folder / RESULTS_FILE
     files = [own] if own.is_file() else sorted(folder.glob(SHARD_PATTERN))
     return files + sorted(f for pattern in SUBMISSION_PATTERNS for f in folder.glob(pattern))
+
+
+def report_is_current(folder: Path) -> bool:
+    """Whether the folder's ``leaderboard.md`` was written after every results CSV of it
+    (submissions too): rendering it again from unchanged CSVs would write the same file."""
+    report = folder / REPORT_FILE
+    if not report.is_file():
+        return False
+    written = report.stat().st_mtime_ns
+    return all(written >= f.stat().st_mtime_ns for f in results_files(folder))
 
 
 def manifest_path(csv: Path) -> Path:

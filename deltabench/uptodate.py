@@ -29,7 +29,7 @@ from .outputs import (
     default_output,
     manifest_path,
     read_manifest,
-    results_files,
+    report_is_current,
     versions,
 )
 
@@ -121,13 +121,8 @@ def finished_rows(suite: Path, *, report: bool = True) -> tuple[int, Path] | Non
             rows = _all_reusable(results)
             if rows is None:
                 return None
-            if report:
-                markdown = folder / "leaderboard.md"
-                if not markdown.is_file():
-                    return None
-                written = markdown.stat().st_mtime_ns
-                if any(written < f.stat().st_mtime_ns for f in results_files(folder)):
-                    return None
+            if report and not report_is_current(folder):
+                return None
             return rows, results
     except OutputLockError:
         return None

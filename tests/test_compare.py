@@ -65,7 +65,7 @@ def test_two_detectors_of_one_run_three_victims_are_never_significant():
     victims = rows[rows["status"] == "ok"].groupby("attack")["seed"].nunique()
     assert {g.key[0] for g in result.groups} == set(victims.index)
     assert all(g.pairs == victims[g.key[0]] for g in result.groups)
-    assert set(victims) <= {2, 3}
+    assert set(victims) <= {1, 2, 3}
     assert not any(g.significant() for g in result.groups)  # sign-flip p >= 0.25 with <= 3 pairs
     precision = [g for g in result.groups if g.key[0] == "witches-brew"][0].differences["precision"]
     assert precision.estimate > 0.2  # Δ-Influence's precision is far higher on every victim
