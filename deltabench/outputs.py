@@ -21,6 +21,7 @@ __all__ = [
     "MANIFEST_FILE",
     "MANIFEST_FORMAT",
     "REPORT_FILE",
+    "REUSABLE_STATUSES",
     "default_output",
     "shard_file",
     "results_files",
@@ -37,6 +38,8 @@ SHARD_PATTERN = "results.shard-*-of-*.csv"
 SUBMISSION_PATTERNS = ("results-*.csv", "submissions/*.csv")
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "leaderboard.md"
+#: the statuses of rows a run keeps; it recomputes a cell whose row has any other (``failed``)
+REUSABLE_STATUSES = ("ok", "skipped")
 MANIFEST_FORMAT = "deltabench-manifest-1"
 
 

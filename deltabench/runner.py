@@ -26,6 +26,7 @@ from .exceptions import NoAffectedPointError
 from .locking import hold_output_lock
 from .log import log
 from .manifest import now, write_manifest
+from .outputs import REUSABLE_STATUSES
 from .packs import use_victim_pack
 from .registry import Registry, default_registry
 from .rows import (
@@ -235,7 +236,7 @@ def _run_suite(
     previous = own_rows + ([] if fresh else [row for path in shard_paths for row in read_rows(path)])
     kept: dict[str, dict] = {}
     for row in previous:
-        if row.get("cell_id") in wanted and row.get("status") in ("ok", "skipped"):
+        if row.get("cell_id") in wanted and row.get("status") in REUSABLE_STATUSES:
             kept[row["cell_id"]] = row
     dropped = len({r.get("cell_id") for r in own_rows} - wanted)
     if dropped:

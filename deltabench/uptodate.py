@@ -25,6 +25,7 @@ from .file_digest import sha256_file
 from .locking import OutputLockError, hold_output_lock
 from .outputs import (
     RESULTS_FILE,
+    REUSABLE_STATUSES,
     SHARD_PATTERN,
     default_output,
     manifest_path,
@@ -36,7 +37,6 @@ from .outputs import (
 __all__ = ["gpu_possible", "run_stamp", "finished_rows"]
 
 _PACKAGE = Path(__file__).resolve().parent
-_REUSABLE = ("ok", "skipped")  # the statuses a run keeps; it recomputes any other cell
 
 
 def gpu_possible() -> bool:
@@ -93,7 +93,7 @@ def _all_reusable(results: Path) -> int | None:
     """The CSV's row count when every row would be kept by a rerun, else None."""
     with results.open(newline="", encoding="utf-8") as handle:
         statuses = [row.get("status") for row in csv.DictReader(handle)]
-    return len(statuses) if statuses and all(s in _REUSABLE for s in statuses) else None
+    return len(statuses) if statuses and all(s in REUSABLE_STATUSES for s in statuses) else None
 
 
 def finished_rows(suite: Path, *, report: bool = True) -> tuple[int, Path] | None:
