@@ -90,11 +90,16 @@ def _finished(suite: Path, report: bool) -> bool:
     if found is None:
         return False
     rows, results = found
-    typer.echo(
-        f"{rows} rows (0 computed, {rows} reused, 0 failed) in {perf_counter() - started:.1f} s -> {results} "
-        "(unchanged since its last complete run; --fresh recomputes)"
-    )
+    line = _summary_line(rows, 0, rows, 0, perf_counter() - started, results)
+    typer.echo(f"{line} (unchanged since its last complete run; --fresh recomputes)")
     return True
+
+
+def _summary_line(rows: int, computed: int, reused: int, failed: int, seconds: float, output: Path) -> str:
+    """The closing line of ``deltabench run``, whichever path it took."""
+    return (
+        f"{rows} rows ({computed} computed, {reused} reused, {failed} failed) in {seconds:.1f} s -> {output}"
+    )
 
 
 @app.command()
@@ -147,8 +152,9 @@ def run(
             encoding="utf-8",
         )
     typer.echo(
-        f"{summary.rows} rows ({summary.computed} computed, {summary.reused} reused, "
-        f"{summary.failed} failed) in {summary.seconds:.1f} s -> {summary.output}"
+        _summary_line(
+            summary.rows, summary.computed, summary.reused, summary.failed, summary.seconds, summary.output
+        )
     )
     if summary.failed:
         typer.echo("some cells failed; their errors are in the CSV's 'error' column", err=True)
