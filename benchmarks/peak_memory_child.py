@@ -31,7 +31,7 @@ from deltabench.components import DetectionContext
 from deltabench.data.digits import Digits
 from deltabench.detectors.delta_influence import DeltaInfluence
 from deltabench.influence import clear_engine_cache
-from deltabench.influence.detector_support import engine_for
+from deltabench.influence.detector_support import ENGINE_KEYS, engine_for
 from deltabench.registry import default_registry
 from deltabench.training import predict, train
 
@@ -91,7 +91,7 @@ def fashion_detections(n: int, detectors: list[str]) -> dict:
         clear_engine_cache()
         with PeakRss() as memory:
             t0 = clocks()
-            engine_for(ctx, detector.params)  # the factors (TRAK: the training features)
+            engine_for(ctx, detector.params.model_dump(include=ENGINE_KEYS))  # the factors (TRAK: the training features)
             t1 = clocks()
             flagged = detector.detect(ctx).flagged  # on the cached engine: the scoring
             t2 = clocks()

@@ -26,7 +26,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from ..artifacts import Detection, ImageSet
 from ..components import DetectionContext, Detector
 from ..hookspecs import hookimpl
-from ..influence.detector_support import EngineParams, engine_for
+from ..influence.detector_support import ENGINE_KEYS, EngineParams, engine_for
 from ..influence.transforms import (
     DETERMINISTIC,
     apply_transform,
@@ -223,7 +223,7 @@ class DeltaInfluence(Detector):
         queries = ImageSet(
             torch.cat([ctx.affected.x, aux.x, controls.x]), torch.cat([ctx.affected.y, aux.y, controls.y])
         )
-        scores = engine_for(ctx, p).scores(queries)  # one pass: (k + k*T + k*control, n)
+        scores = engine_for(ctx, p.model_dump(include=ENGINE_KEYS)).scores(queries)  # one pass: (k + k*T + k*control, n)
         old, new = scores[:k], scores[k : k + k * p.T].reshape(k, p.T, -1)
         delta = new - old[:, None, :]
         per_point = [collapse_flags(delta[j], p.th, p.n_tolerate) for j in range(k)]

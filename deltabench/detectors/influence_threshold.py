@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 from ..artifacts import Detection
 from ..components import DetectionContext, Detector
 from ..hookspecs import hookimpl
-from ..influence.detector_support import EngineParams, engine_for
+from ..influence.detector_support import ENGINE_KEYS, EngineParams, engine_for
 
 __all__ = ["InfluenceThreshold", "TrakThreshold", "threshold_flags"]
 
@@ -60,7 +60,7 @@ class InfluenceThreshold(Detector):
 
     def detect(self, ctx: DetectionContext) -> Detection:
         p = self.params
-        old = engine_for(ctx, p).scores(ctx.affected).mean(0)
+        old = engine_for(ctx, p.model_dump(include=ENGINE_KEYS)).scores(ctx.affected).mean(0)
         return Detection(threshold_flags(old, p.th, p.top_k, p.percentile), {"old": old})
 
 

@@ -1,18 +1,21 @@
 """The influence-engine settings every influence detector exposes, and engine access.
 
 The fields are :class:`InfluenceSettings`' own (type, default, help), not restated: a detector's
-parameters carry a subset of them flat in the suite (``backend: trak``), and :func:`engine_for`
-turns them into one settings object passed whole to the engine.
+parameters carry a subset of them flat in the suite (``backend: trak``). A detector hands
+:func:`engine_for` those fields alone (``params.model_dump(include=ENGINE_KEYS)``), which become one settings object passed
+whole to the engine: the engine layer never sees the detector's own parameters.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import create_model
 
 from ..components import DetectionContext, Params
 from .engine import InfluenceEngine, InfluenceSettings, get_engine
 
-__all__ = ["ENGINE_FIELDS", "EngineParams", "engine_settings", "engine_for"]
+__all__ = ["ENGINE_FIELDS", "ENGINE_KEYS", "EngineParams", "engine_for"]
 
 # the settings a detector's parameters expose (the others keep InfluenceSettings' defaults)
 ENGINE_FIELDS = ("backend", "damping", "factor_batch_size", "train_batch_size", "proj_dim")
@@ -29,11 +32,11 @@ EngineParams = create_model(
 EngineParams.__doc__ = "The influence-engine settings every influence detector exposes."
 
 
-def engine_settings(params: Params) -> InfluenceSettings:
-    """The engine settings a detector's parameters hold."""
-    return InfluenceSettings(**params.model_dump(include=set(ENGINE_FIELDS)))
+#: the engine's fields as a set, for ``params.model_dump(include=ENGINE_KEYS)``
+ENGINE_KEYS = frozenset(ENGINE_FIELDS)
 
 
-def engine_for(ctx: DetectionContext, params: Params) -> InfluenceEngine:
-    """The (cached) fitted engine for the victim of ``ctx``, on ``ctx.device``."""
-    return get_engine(ctx.model, ctx.train, engine_settings(params), device=ctx.device)
+def engine_for(ctx: DetectionContext, values: dict[str, Any]) -> InfluenceEngine:
+    """The (cached) fitted engine for the victim of ``ctx``, on ``ctx.device``, with the engine
+    settings ``values``: the detector's parameters restricted to :data:`ENGINE_KEYS`."""
+    return get_engine(ctx.model, ctx.train, InfluenceSettings(**values), device=ctx.device)
