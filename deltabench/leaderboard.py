@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from .metrics import MAX_ACC_DROP, SUCCESS_PSR, accuracy_kept
-from .rows import ok_rows, results_files
+from .rows import SETTING, ok_rows, results_files
 from .stats import Interval, mean_interval, wilson_interval
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ __all__ = [
     "success_grid",
 ]
 
-SETTING = ["dataset", "model", "attack"]
 FLOOR_MARK = "⚑"
 
 

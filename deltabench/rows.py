@@ -46,6 +46,7 @@ __all__ = [
     "SHARD_PATTERN",
     "SUBMISSION_PATTERNS",
     "COLUMNS",
+    "SETTING",
     "results_files",
     "shard_file",
     "cell_row",
@@ -70,6 +71,11 @@ COLUMNS = [
     "training", "affected_points", "device", "cell_id", "attack_key", "victim_key", "detect_key",
     "versions", "code_revision",
 ]  # fmt: skip
+
+
+#: the columns that name an attack setting (a victim is a setting and a seed): what the leaderboard
+#: and the stability check group by
+SETTING = ["dataset", "model", "attack"]
 
 
 @cache

@@ -26,7 +26,7 @@ from typing import Literal
 
 import pandas as pd
 
-from .rows import ok_rows, success_flags
+from .rows import SETTING, ok_rows, success_flags
 from .stats import CONFIDENCE, two_sample_p
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "render_stability",
 ]
 
-SETTING = ["dataset", "model", "attack"]
 SPLITS = ("parity", "halves")
 Split = Literal["parity", "halves"]
 Ordering = Literal["above", "below", "tied"]
