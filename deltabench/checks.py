@@ -1,10 +1,10 @@
 """Checks of a parsed suite against the machine and the datasets, made before anything runs.
 
-The schema and each component's own parameters are validated while parsing (:mod:`.config`);
-what is left needs more than one component, the file system or the hardware: two components
-sharing a leaderboard label, an output or cache folder that cannot be created, a device this
-machine lacks, dataset files that are missing, parameters a dataset cannot serve (a class index
-it does not have, a trigger outside its images). Datasets answer from their metadata
+The suite's own consistency (schema, each component's parameters, leaderboard labels) is checked
+while parsing (:mod:`.config`); what is left needs the file system, the hardware or the datasets:
+an output or cache folder that cannot be created, a device this machine lacks, dataset files that
+are missing, parameters a dataset cannot serve (a class index it does not have, a trigger outside
+its images). Datasets answer from their metadata
 (:meth:`.DatasetSource.info`), so nothing is loaded or trained. ``deltabench validate`` and
 ``deltabench run`` call :func:`load_checked_suite`; a library caller runs :func:`check_suite`.
 """
@@ -17,15 +17,11 @@ from pathlib import Path
 import torch
 
 from .components import KINDS
-from .config import ComponentSpec, ParsedSuite, load_suite
+from .config import LISTS, ParsedSuite, load_suite
 from .exceptions import SuiteError
 from .registry import Registry
 
 __all__ = ["check_suite", "suite_problems", "load_checked_suite"]
-
-#: the suite keys that list components (``datasets:`` ... ``unlearners:``), from the one table of kinds
-LISTS = tuple(kind.suite_key for kind in KINDS.values() if kind.many)
-
 
 def load_checked_suite(path: str | Path, registry: Registry) -> ParsedSuite:
     """Read, validate and check a suite file; raises :class:`SuiteError` with one line per problem."""
@@ -44,50 +40,11 @@ def check_suite(parsed: ParsedSuite, registry: Registry) -> None:
 def suite_problems(parsed: ParsedSuite, registry: Registry) -> list[str]:
     """Every problem as ``<key path>: <problem>; <fix>``, each once, in suite order."""
     found = [
-        *label_problems(parsed),
         *device_problems(parsed.suite.device),
         *folder_problems(parsed),
         *dataset_problems(parsed, registry),
     ]
     return list(dict.fromkeys(found))
-
-
-def label_problems(parsed: ParsedSuite) -> list[str]:
-    """Two components under one leaderboard label: their rows could not be told apart."""
-    problems = []
-    for key in LISTS:
-        entries = getattr(parsed.suite, key)
-        first: dict[str, int] = {}
-        clashes = []
-        for j, entry in enumerate(entries):
-            base = entry.label or entry.name
-            i = first.setdefault(base, j)
-            if entries[i].name != entry.name:
-                at = j if entry.label else i  # point at the label that was written
-                other = i if at == j else j
-                clashes.append(
-                    f"{key}[{at}].label: '{base}' is also the leaderboard name of {key}[{other}] "
-                    f"({entries[other].name}), so their rows would be mixed up; give each its own label"
-                )
-        problems += clashes
-        if not clashes:  # a label may still meet a component the suite adds (`references: true`)
-            problems += _final_label_clashes(key, getattr(parsed, key))
-    return problems
-
-
-def _final_label_clashes(key: str, specs: list[ComponentSpec]) -> list[str]:
-    problems = []
-    seen: dict[str, ComponentSpec] = {}
-    for spec in specs:
-        other = seen.setdefault(spec.label, spec)
-        if other is not spec:
-            mine, theirs = (spec, other) if spec.origin else (other, spec)
-            where = f"{theirs.origin} ({theirs.name})" if theirs.origin else "a reference component"
-            problems.append(
-                f"{mine.origin or key}.label: '{spec.label}' is also the leaderboard name of {where} "
-                "(`references: true` adds oracle and none); give it another label"
-            )
-    return problems
 
 
 def device_problems(device: str) -> list[str]:

@@ -178,7 +178,7 @@ def validate(suites: Annotated[list[Path], typer.Argument(help="suite YAML file(
             failed = True
             continue
         jobs = plan_jobs(parsed)
-        cells = sum(len(j.cells(registry)) for j in jobs)
+        cells = sum(len(j.cells()) for j in jobs)
         typer.echo(f"{suite}: ok ({len(jobs)} victims, {cells} cells)")
     if failed:
         raise typer.Exit(2)

@@ -24,7 +24,6 @@ from .training import Trainer
 __all__ = [
     "Params",
     "OUTSIDE_IDENTITY",
-    "identity_params",
     "locating_field",
     "Component",
     "DatasetInfo",
@@ -61,16 +60,6 @@ OUTSIDE_IDENTITY: dict[str, Any] = {"identity": False}
 def locating_field(default: Any, description: str, **constraints: Any) -> Any:
     """A parameter field marked :data:`OUTSIDE_IDENTITY`: where or how the input is found."""
     return Field(default, description=description, json_schema_extra=OUTSIDE_IDENTITY, **constraints)
-
-
-def identity_params(params_cls: type[Params], values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` (resolved parameters of ``params_cls``) less those marked :data:`OUTSIDE_IDENTITY`."""
-    fields = params_cls.model_fields
-    return {
-        key: value
-        for key, value in values.items()
-        if key not in fields or (fields[key].json_schema_extra or {}).get("identity", True)
-    }
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from .components import KINDS, Kind
+from .components import KINDS, Component, Kind
 from .exceptions import SuiteError
 from .names import closest, did_you_mean
 from .outputs import default_output
@@ -40,6 +40,9 @@ __all__ = [
     "ParsedSuite",
     "ComponentEntry",
     "ComponentSpec",
+    "LISTS",
+    "identity_params",
+    "label_problems",
     "load_suite",
     "parse_suite",
     "suite_from_dict",
@@ -159,11 +162,14 @@ Suite = create_model(
 
 @dataclass(frozen=True)
 class ComponentSpec:
-    """One resolved component: registry kind and name, and its full validated parameters.
+    """One resolved component: registry kind and name, its full validated parameters, and its
+    identity, all worked out once when the suite is parsed.
 
     ``validated`` is the component's ``Params`` instance the suite was checked with, so building
     the component does not validate the same values again; ``params`` is its JSON form, which
-    identities and rows use. ``params_json`` and ``label`` are worked out once, here.
+    rows use; ``key`` is what identifies it in every stage and cell (kind, name, version and the
+    parameters less those that only locate its input), so nothing after parsing goes back to the
+    registry to hash a component.
     """
 
     kind: str
@@ -172,11 +178,35 @@ class ComponentSpec:
     display: str = field(default="", compare=False)
     origin: str = field(default="", compare=False)  # where the suite gave it, e.g. "attacks[0]"
     validated: BaseModel | None = field(default=None, compare=False, repr=False)
+    #: kind, name, version and identity parameters (:func:`identity_params`): hashed into every
+    #: stage identity and cell id
+    key: dict[str, Any] = field(compare=False, repr=False, kw_only=True)
     #: the parameters as canonical JSON (sorted keys): the CSV's ``*_params`` columns
     params_json: str = field(init=False, compare=False, repr=False)
     #: the leaderboard's name for it: the suite's ``label`` or the registered name; when one name
     #: appears with several settings, each non-default one gets ``(key=value, ...)`` appended
     label: str = field(init=False, compare=False, repr=False)
+
+    @classmethod
+    def resolved(
+        cls,
+        kind: str,
+        name: str,
+        component: type[Component],
+        params: BaseModel | None,
+        display: str = "",
+        origin: str = "",
+    ) -> ComponentSpec:
+        """The spec of ``component``, registered as ``kind`` / ``name``, with its validated
+        ``params`` (``None``: none given, as for an added reference component), identity included."""
+        values = params.model_dump(mode="json") if params is not None else {}
+        key = {
+            "kind": kind,
+            "name": name,
+            "version": component.version,
+            "params": identity_params(component.Params, values),
+        }
+        return cls(kind, name, values, display, origin, params, key=key)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params_json", json.dumps(self.params, sort_keys=True, default=str))
@@ -185,7 +215,24 @@ class ComponentSpec:
     def __reduce__(self) -> tuple[Any, ...]:
         # ``validated`` stays behind: its class may be one a worker process cannot import (a
         # component defined in a test); the worker validates ``params`` when it builds the component
-        return (ComponentSpec, (self.kind, self.name, self.params, self.display, self.origin))
+        return (_unpickled_spec, (self.kind, self.name, self.params, self.display, self.origin, self.key))
+
+
+def _unpickled_spec(
+    kind: str, name: str, params: dict[str, Any], display: str, origin: str, key: dict[str, Any]
+) -> ComponentSpec:
+    return ComponentSpec(kind, name, params, display, origin, key=key)
+
+
+def identity_params(params_cls: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (resolved parameters of ``params_cls``) less those marked
+    :data:`~deltabench.components.OUTSIDE_IDENTITY` (where or how the input is found)."""
+    fields = params_cls.model_fields
+    return {
+        key: value
+        for key, value in values.items()
+        if key not in fields or (fields[key].json_schema_extra or {}).get("identity", True)
+    }
 
 
 @dataclass
@@ -209,6 +256,8 @@ class ParsedSuite:
 
 
 _KIND_BY_SUITE_KEY = {kind.suite_key: kind for kind in KINDS.values()}
+#: the suite keys that list components (``datasets:`` ... ``unlearners:``), from the one table of kinds
+LISTS = tuple(kind.suite_key for kind in KINDS.values() if kind.many)
 
 
 # --------------------------------------------------------------------------- error formatting
@@ -336,9 +385,7 @@ def _resolve(
             except ValidationError as exc:
                 problems.extend(_validation_lines(exc, cls.Params, (key, i, "params")))
                 break
-            spec = ComponentSpec(
-                kind, entry.name, params.model_dump(mode="json"), entry.label or "", f"{key}[{i}]", params
-            )
+            spec = ComponentSpec.resolved(kind, entry.name, cls, params, entry.label or "", f"{key}[{i}]")
             if spec not in specs:
                 specs.append(spec)
     return _label_variants(specs, registry)
@@ -397,18 +444,61 @@ def suite_from_dict(data: Any, registry: Registry, source: str = "<suite>") -> P
         elif suite.references:
             specs = _with_references(kind.name, specs, registry)
         components[kind.name] = specs
+    problems += label_problems(suite, components)
     if problems:
         raise SuiteError([f"{source}: {line}" for line in problems])
     return ParsedSuite(suite, components, source)
+
+
+def label_problems(suite: SuiteSettings, components: dict[str, list[ComponentSpec]]) -> list[str]:
+    """Two components under one leaderboard label: their rows could not be told apart."""
+    problems = []
+    for key in LISTS:
+        entries = getattr(suite, key)
+        first: dict[str, int] = {}
+        clashes = []
+        for j, entry in enumerate(entries):
+            base = entry.label or entry.name
+            i = first.setdefault(base, j)
+            if entries[i].name != entry.name:
+                at = j if entry.label else i  # point at the label that was written
+                other = i if at == j else j
+                clashes.append(
+                    f"{key}[{at}].label: '{base}' is also the leaderboard name of {key}[{other}] "
+                    f"({entries[other].name}), so their rows would be mixed up; give each its own label"
+                )
+        problems += clashes
+        if not clashes:  # a label may still meet a component the suite adds (`references: true`)
+            problems += _final_label_clashes(key, components.get(_KIND_BY_SUITE_KEY[key].name, []))
+    return problems
+
+
+def _final_label_clashes(key: str, specs: list[ComponentSpec]) -> list[str]:
+    problems = []
+    seen: dict[str, ComponentSpec] = {}
+    for spec in specs:
+        other = seen.setdefault(spec.label, spec)
+        if other is not spec:
+            mine, theirs = (spec, other) if spec.origin else (other, spec)
+            where = (
+                f"{theirs.origin} ({theirs.name})"
+                if theirs.origin
+                else f"a reference component ({theirs.name}, added by `references: true`)"
+            )
+            problems.append(
+                f"{mine.origin or key}.label: '{spec.label}' is also the leaderboard name of {where}; "
+                "give it another label"
+            )
+    return problems
 
 
 def _with_references(kind: str, specs: list[ComponentSpec], registry: Registry) -> list[ComponentSpec]:
     """The registered reference components of ``kind`` the suite does not list, in front of ``specs``."""
     listed = {spec.name for spec in specs}
     missing = [
-        ComponentSpec(kind, name, {})
+        ComponentSpec.resolved(kind, name, cls, None)
         for name in registry.names(kind)
-        if registry.get(kind, name).reference and name not in listed
+        if (cls := registry.get(kind, name)).reference and name not in listed
     ]
     return missing + specs
 

@@ -53,24 +53,23 @@ class Job(Setting):
     detectors: list[ComponentSpec]
     unlearners: list[ComponentSpec]
     skip_cells: set[str] = field(default_factory=set)
-    _cells: tuple[int, list[tuple[str, ComponentSpec, ComponentSpec]]] | None = field(
+    _cells: list[tuple[str, ComponentSpec, ComponentSpec]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
 
-    def cells(self, registry: Registry) -> list[tuple[str, ComponentSpec, ComponentSpec]]:
-        """Every (cell id, detector, unlearner), hashed once per registry (the run asks often)."""
-        if self._cells is None or self._cells[0] != id(registry):
-            cells = [(self.cell_id(d, u, registry), d, u) for d in self.detectors for u in self.unlearners]
-            self._cells = (id(registry), cells)
-        return self._cells[1]
+    def cells(self) -> list[tuple[str, ComponentSpec, ComponentSpec]]:
+        """Every (cell id, detector, unlearner), hashed once (the run asks often)."""
+        if self._cells is None:
+            self._cells = [(self.cell_id(d, u), d, u) for d in self.detectors for u in self.unlearners]
+        return self._cells
 
-    def per_detector(self, registry: Registry) -> list[Job]:
+    def per_detector(self) -> list[Job]:
         """One job per detector that still has cells to run, its cells taken from this job's."""
         units = []
         for detector in self.detectors:
             unit = dataclasses.replace(self, detectors=[detector], upstream_ready=True)
-            cells = [cell for cell in self.cells(registry) if cell[1] is detector]
-            unit._cells = (id(registry), cells)
+            cells = [cell for cell in self.cells() if cell[1] is detector]
+            unit._cells = cells
             if any(cid not in self.skip_cells for cid, _, _ in cells):
                 units.append(unit)
         return units
@@ -81,7 +80,7 @@ def run_job(job: Job, registry: Registry | None = None) -> list[dict[str, Any]]:
     component's failure: the affected cells become rows with ``status='failed'``."""
     registry = registry or default_registry()
     stages = stages_for(job, registry)
-    cells = [c for c in job.cells(registry) if c[0] not in job.skip_cells]
+    cells = [c for c in job.cells() if c[0] not in job.skip_cells]
     rows: list[dict[str, Any]] = []
     if not cells:
         return rows
@@ -231,7 +230,7 @@ def _run_suite(
     else:
         out_path = out_dir / RESULTS_FILE
         shard_paths = sorted(out_dir.glob(SHARD_PATTERN))
-    wanted = {cid for job in jobs for cid, _, _ in job.cells(registry)}
+    wanted = {cid for job in jobs for cid, _, _ in job.cells()}
     own_rows = [] if fresh else read_rows(out_path)
     previous = own_rows + ([] if fresh else [row for path in shard_paths for row in read_rows(path)])
     kept: dict[str, dict] = {}
@@ -243,16 +242,16 @@ def _run_suite(
         log(f"dropping {dropped} rows of cells that are no longer in the suite")
     for job in jobs:
         job.skip_cells = set(kept)
-    todo = [job for job in jobs if any(cid not in kept for cid, _, _ in job.cells(registry))]
+    todo = [job for job in jobs if any(cid not in kept for cid, _, _ in job.cells())]
     # costliest attacks first (a stable sort; rows are written in suite order whatever runs first)
     todo.sort(key=lambda job: -registry.get("attack", job.attack.name).relative_cost)
-    total_cells = sum(len(job.cells(registry)) for job in jobs)
+    total_cells = sum(len(job.cells()) for job in jobs)
     log(
         f"suite '{parsed.suite.name}': {len(jobs)} victims, {total_cells} cells; "
         f"{len(kept)} already done, {total_cells - len(kept)} to run -> {out_path}"
     )
     rows = dict(kept)
-    order = {cid: i for i, cid in enumerate(c for j in jobs for c, _, _ in j.cells(registry))}
+    order = {cid: i for i, cid in enumerate(c for j in jobs for c, _, _ in j.cells())}
 
     def save() -> None:
         write_rows_atomically(out_path, sorted(rows.values(), key=lambda r: order[r["cell_id"]]))
@@ -271,14 +270,14 @@ def _run_suite(
 
     def failed_rows(job: Job, exc: BaseException) -> list[dict[str, Any]]:
         err = error_text(exc)
-        cells = [c for c in job.cells(registry) if c[0] not in job.skip_cells]
+        cells = [c for c in job.cells() if c[0] not in job.skip_cells]
         return [cell_row(job, cid, d, u, status="failed", error=err) for cid, d, u in cells]
 
     forget_stages()
     try:
         # phase 1: every victim (and clean model); a registry pickles as the recipe that rebuilt
         # it, so worker processes get the same plugins
-        upstream = upstream_units(todo, registry)
+        upstream = upstream_units(todo)
         broken: dict[int, BaseException] = {}
         for index, result in executor.map(functools.partial(run_upstream, registry=registry), upstream):
             if isinstance(result, BaseException):
@@ -290,7 +289,7 @@ def _run_suite(
         for i, exc in broken.items():
             record(failed_rows(todo[i], exc))
         # phase 2: every (victim, detector) pair with its unlearnings, victims read from the cache
-        units = [unit for i, job in enumerate(todo) if i not in broken for unit in job.per_detector(registry)]
+        units = [unit for i, job in enumerate(todo) if i not in broken for unit in job.per_detector()]
         for index, result in executor.map(functools.partial(run_job, registry=registry), units):
             record(failed_rows(units[index], result) if isinstance(result, BaseException) else result)
     finally:

@@ -46,7 +46,6 @@ from .components import (
     DetectionContext,
     Detector,
     UnlearningContext,
-    identity_params,
 )
 from .config import ComponentSpec
 from .determinism import deterministic_algorithms
@@ -73,7 +72,6 @@ __all__ = [
     "VictimStage",
     "core_digest",
     "resolve_device",
-    "spec_key",
     "torch_threads",
 ]
 
@@ -145,23 +143,6 @@ def torch_threads(count: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def spec_key(spec: ComponentSpec, registry: Registry) -> dict[str, Any]:
-    """What identifies a component in a stage: kind, name, version and resolved parameters, less
-    those that only locate its input (:data:`~deltabench.components.OUTSIDE_IDENTITY`).
-
-    Worked out once per (component class, parameters): a run asks for it for every cell and stage.
-    """
-    cls = registry.get(spec.kind, spec.name)
-    known = (cls, spec.name, spec.params_json)
-    if known not in _SPEC_KEYS:
-        params = identity_params(cls.Params, spec.params)
-        _SPEC_KEYS[known] = {"kind": spec.kind, "name": spec.name, "version": cls.version, "params": params}
-    return dict(_SPEC_KEYS[known])
-
-
-_SPEC_KEYS: dict[tuple[type, str, str], dict[str, Any]] = {}
 
 
 def _seeded(identity: str) -> tuple[np.random.Generator, torch.Generator]:
@@ -279,11 +260,11 @@ class Setting:
     def describe(self) -> str:
         return f"{self.dataset.name}/{self.model.name}/{self.attack.name}/seed {self.seed}"
 
-    def cell_id(self, detector: ComponentSpec, unlearner: ComponentSpec, registry: Registry) -> str:
+    def cell_id(self, detector: ComponentSpec, unlearner: ComponentSpec) -> str:
         """The identity of one leaderboard row: a row computed by other core code is recomputed."""
         return stable_hash(
             "cell",
-            [spec_key(s, registry) for s in (self.dataset, self.model, self.attack, detector, unlearner)],
+            [s.key for s in (self.dataset, self.model, self.attack, detector, unlearner)],
             self.training,
             self.seed,
             self.affected_points,
@@ -311,9 +292,9 @@ class Stages:
         self._upstream_store = ArtifactStore(s.cache_dir, enabled=not s.fresh or s.upstream_ready)
         self.device = resolve_device(s.device)
         self.recipe = TrainingRecipe(**s.training)
-        dataset_id = stable_hash("dataset", spec_key(s.dataset, self.registry), s.seed, CORE_VERSION)
-        self._attack_id = stable_hash("attack", dataset_id, spec_key(s.attack, self.registry), s.seed)
-        model = spec_key(s.model, self.registry)
+        dataset_id = stable_hash("dataset", s.dataset.key, s.seed, CORE_VERSION)
+        self._attack_id = stable_hash("attack", dataset_id, s.attack.key, s.seed)
+        model = s.model.key
         self._victim_id = stable_hash("victim", self._attack_id, model, s.training, s.seed, s.affected_points)
         self._clean_id = stable_hash("clean", dataset_id, model, s.training, s.seed)
         self._floor_id = stable_hash("floor", self._clean_id, self._attack_id)
@@ -403,12 +384,16 @@ class Stages:
             self._victim = self._staged("victim", self._victim_id, compute)
         return self._victim
 
+    def _model_with(self, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+        """A fresh model of the setting's family holding ``state``, in eval mode."""
+        model = self.trainer(torch.Generator()).new_model()
+        model.load_state_dict(state)
+        return model.eval()
+
     def victim_model(self) -> torch.nn.Module:
         """The victim's weights in a fresh model, in eval mode (shared: copy it before changing it)."""
         if self._victim_model is None:
-            model = self.trainer(torch.Generator()).new_model()
-            model.load_state_dict(self.victim().state)
-            self._victim_model = model.eval()
+            self._victim_model = self._model_with(self.victim().state)
         return self._victim_model
 
     def clean_model(self) -> CleanModelStage | None:
@@ -432,9 +417,7 @@ class Stages:
             return None
 
         def compute(key: str) -> FloorStage:
-            model = self.trainer(torch.Generator()).new_model()
-            model.load_state_dict(clean.state)
-            psr = poison_success_rate(model.eval(), self.poisoned().data.triggered_test)
+            psr = poison_success_rate(self._model_with(clean.state), self.poisoned().data.triggered_test)
             return FloorStage(key, psr, StageCost())
 
         return self._staged("floor", self._floor_id, compute)
@@ -443,7 +426,7 @@ class Stages:
         """The detection's identity, worked out once per detector (its unlearnings hash it too)."""
         known = (spec.name, spec.params_json)
         if known not in self._detect_ids:
-            self._detect_ids[known] = stable_hash("detect", self._victim_id, spec_key(spec, self.registry))
+            self._detect_ids[known] = stable_hash("detect", self._victim_id, spec.key)
         return self._detect_ids[known]
 
     def detection_context(
@@ -501,7 +484,7 @@ class Stages:
         """``unlearner`` applied to the victim with ``detector``'s flagged set as the forget set."""
         flagged = self.detection(detector).detection.flagged
         identity = stable_hash(
-            "unlearn", self._detect_id(detector), spec_key(unlearner, self.registry), self.setting.training
+            "unlearn", self._detect_id(detector), unlearner.key, self.setting.training
         )
 
         def compute(key: str) -> UnlearningStage:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .cache import stable_hash
 from .registry import Registry, default_registry
-from .stages import Setting, Stages, spec_key
+from .stages import Setting, Stages
 
 if TYPE_CHECKING:
     from .runner import Job
@@ -45,16 +45,14 @@ class UpstreamUnit:
     jobs: list[int]
 
 
-def upstream_units(jobs: list[Job], registry: Registry) -> list[UpstreamUnit]:
+def upstream_units(jobs: list[Job]) -> list[UpstreamUnit]:
     """One victim unit per job, and one clean-model unit per distinct clean model."""
     units = [UpstreamUnit(job, "victim", [i]) for i, job in enumerate(jobs)]
     clean: dict[str, UpstreamUnit] = {}
     for i, job in enumerate(jobs):
         if not job.clean_model:
             continue
-        key = stable_hash(
-            spec_key(job.dataset, registry), spec_key(job.model, registry), job.training, job.seed
-        )
+        key = stable_hash(job.dataset.key, job.model.key, job.training, job.seed)
         if key in clean:
             clean[key].jobs.append(i)
         else:
@@ -81,7 +79,7 @@ def stages_for(setting: Setting, registry: Registry) -> Stages:
     global _last
     s = setting
     key = stable_hash(
-        [spec_key(spec, registry) for spec in (s.dataset, s.model, s.attack)],
+        [spec.key for spec in (s.dataset, s.model, s.attack)],
         [s.seed, s.training, s.affected_points, s.clean_model, s.device, s.cache_dir, s.threads],
         [s.stage_timeout, s.fresh, s.upstream_ready, s.deterministic, id(registry)],
     )

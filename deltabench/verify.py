@@ -75,7 +75,7 @@ def _planned(folder: Path, registry: Registry) -> dict[str, tuple[Any, Any, Any,
         for job in plan_jobs(parsed):
             if used:
                 job.cache_dir = str(Path(job.cache_dir) / pack_folder(used["pack_sha256"]))
-            for cid, det, unl in job.cells(registry):
+            for cid, det, unl in job.cells():
                 cells.setdefault(cid, (job, det, unl, pack))
     return cells
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from fakedata import write_cifar10, write_cifar100, write_imagenette
 
-from deltabench.checks import check_suite, label_problems, load_checked_suite
+from deltabench.checks import check_suite, load_checked_suite
 from deltabench.components import KINDS
 from deltabench.config import suite_from_dict
 from deltabench.data.cifar import Cifar10, Cifar100
@@ -115,5 +115,7 @@ def test_a_shared_label_is_found_in_every_component_list_of_the_schema(tmp_path)
             key: [v if i == 0 else {"name": v, "label": two[key][0]} for i, v in enumerate(two[key])]
         }
         suite = {"name": "s", "references": False, "output": str(tmp_path / "out"), **lists}
-        problems = label_problems(suite_from_dict(suite, default_registry(), "s.yaml"))
-        assert [p.split(":")[0] for p in problems] == [f"{key}[1].label"], (key, problems)
+        with pytest.raises(SuiteError) as err:
+            suite_from_dict(suite, default_registry(), "s.yaml")
+        problems = err.value.problems
+        assert [p.split(": ")[1] for p in problems] == [f"{key}[1].label"], (key, problems)

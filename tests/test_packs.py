@@ -184,7 +184,7 @@ def test_the_manifest_records_the_suite_code_machine_and_csv_hash(published):
     assert run["machine"]["cpu"] and run["started"] <= run["ended"]
     registry = default_registry()
     again = suite_from_dict(manifest["suite"], registry)  # the resolved suite gives the same cells
-    cells = {c for job in plan_jobs(again) for c, _, _ in job.cells(registry)}
+    cells = {c for job in plan_jobs(again) for c, _, _ in job.cells()}
     assert cells == set(pd.read_csv(csv)["cell_id"])
 
 

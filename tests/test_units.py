@@ -39,15 +39,15 @@ def test_a_three_victim_suite_has_four_upstream_units_then_one_per_victim_and_de
     registry = default_registry()
     parsed = suite_from_dict(three_victims(tmp_path, {"name": "local"}), registry)
     jobs = plan_jobs(parsed)
-    upstream = upstream_units(jobs, registry)
+    upstream = upstream_units(jobs)
     assert [u.part for u in upstream] == ["victim"] * 3 + ["clean"]
     assert upstream[-1].jobs == [0, 1, 2]  # one clean model serves the three attacks
-    detections = [unit for job in jobs for unit in job.per_detector(registry)]
+    detections = [unit for job in jobs for unit in job.per_detector()]
     assert len(detections) == 3 * 2  # spectral and the oracle reference
     assert all(len(u.detectors) == 1 and u.upstream_ready for u in detections)
     # cells already in the CSV leave their detector's unit out
-    jobs[0].skip_cells = {cid for cid, d, _ in jobs[0].cells(registry) if d.name == "spectral"}
-    assert [u.detectors[0].name for u in jobs[0].per_detector(registry)] == ["oracle"]
+    jobs[0].skip_cells = {cid for cid, d, _ in jobs[0].cells() if d.name == "spectral"}
+    assert [u.detectors[0].name for u in jobs[0].per_detector()] == ["oracle"]
 
 
 @pytest.mark.slow

@@ -8,8 +8,7 @@ import torch
 from learnable_fakes import write_cifar10
 from tiny_suite import tiny_suite
 
-from deltabench.components import identity_params
-from deltabench.config import suite_from_dict
+from deltabench.config import identity_params, suite_from_dict
 from deltabench.data.cifar import Cifar10
 from deltabench.data.imagenette import Imagenette
 from deltabench.registry import default_registry
