@@ -53,15 +53,9 @@ FORMAT = "deltabench-victim-pack-1"
 UPSTREAM = ("attack", "victim", "clean")
 
 
-def identities(stages: Stages) -> dict[str, str]:
-    """The identities of a setting's upstream stages. (Read from ``Stages``' private fields: a public
-    accessor would change the core code digest, hence every cache key, for no change in numbers.)"""
-    return {"attack": stages._attack_id, "victim": stages._victim_id, "clean": stages._clean_id}
-
-
 def local_keys(stages: Stages) -> dict[str, str]:
-    """This checkout's cache keys of the same stages."""
-    return {stage: stages._key(identity) for stage, identity in identities(stages).items()}
+    """This checkout's cache keys of a setting's upstream stages."""
+    return {stage: stages.cache_key(identity) for stage, identity in stages.upstream_identities().items()}
 
 
 class VictimPack:
@@ -84,7 +78,7 @@ class VictimPack:
 
     def entry(self, stages: Stages) -> dict[str, Any] | None:
         """The pack's record of ``stages``' victim, or None when the pack does not hold it."""
-        return self._by_victim.get(identities(stages)["victim"])
+        return self._by_victim.get(stages.upstream_identities()["victim"])
 
     def load(self, stage: str, identity: str) -> Any:
         """A stored value, after checking its file's SHA-256 against ``pack.json``."""
@@ -121,7 +115,7 @@ def build_pack(parsed: ParsedSuite, jobs: list[Setting], registry: Registry, out
     victims, files, missing = [], {}, []
     for job in jobs:
         stages = Stages(job, registry)
-        cache, ids, keys = ArtifactStore(job.cache_dir), identities(stages), local_keys(stages)
+        cache, ids, keys = ArtifactStore(job.cache_dir), stages.upstream_identities(), local_keys(stages)
         if not (cache.has("attack", keys["attack"]) and cache.has("victim", keys["victim"])):
             missing.append(stages.describe())
             continue

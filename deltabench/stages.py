@@ -313,13 +313,19 @@ class Stages:
         cls: type[Component] = self.registry.get(kind, spec.name)
         return cls.from_spec_params(spec.params, spec.validated)
 
-    def _key(self, identity: str) -> str:
+    def upstream_identities(self) -> dict[str, str]:
+        """The identities of the stages before any detector, by stage name (:data:`UPSTREAM_STAGES`):
+        what a victim pack files them by, whichever checkout made it."""
+        return {"attack": self._attack_id, "victim": self._victim_id, "clean": self._clean_id}
+
+    def cache_key(self, identity: str) -> str:
+        """The cache key of the stage with ``identity`` in this checkout, on this device and thread count."""
         parts = _device_parts(self.device, self.setting.deterministic)
         return stable_hash("stored", identity, core_digest(), self.setting.threads, *parts)
 
     def _staged(self, stage: str, identity: str, compute: Callable[[str], R], reuse: bool = True) -> R:
         """The stored result, or ``compute(key)`` timed and run under the setting's thread count."""
-        key = self._key(identity)
+        key = self.cache_key(identity)
 
         def timed() -> R:
             meter = StageMeter(self.device)

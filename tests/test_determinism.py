@@ -48,7 +48,7 @@ def test_keys_and_cell_ids_carry_the_device_type_and_the_gpu_determinism(tmp_pat
 
     def key(**change) -> tuple[str, str]:
         setting = dataclasses.replace(cpu, **change)
-        return Stages(setting, registry)._key("victim-identity"), setting.cell_id(det, unl)
+        return Stages(setting, registry).cache_key("victim-identity"), setting.cell_id(det, unl)
 
     assert key() == key(deterministic=True)  # a CPU computes the same numbers either way
     gpu = key(device="cuda")
