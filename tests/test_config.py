@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from deltabench.cli import app
-from deltabench.config import load_suite, parse_suite
+from deltabench.config import load_suite, parse_suite, suite_from_dict
 from deltabench.exceptions import SuiteError
 from deltabench.registry import default_registry
 
@@ -211,3 +211,39 @@ def test_a_component_is_built_from_the_params_the_suite_was_checked_with_and_wor
     assert copy == spec and copy.validated is None
     assert (copy.params_json, copy.label, copy.origin) == (spec.params_json, "delta-influence", "detectors[0]")
     assert '"n_tolerate": 3' in spec.params_json
+
+
+def test_a_spec_carries_its_identity_from_the_parse_and_a_worker_gets_it_unchanged():
+    """The identity every stage and cell hashes is worked out once, from the component's class:
+    its version, and its parameters less those that only locate the input."""
+    import pickle
+    import types
+
+    from deltabench import hookimpl
+    from deltabench.components import Detector, locating_field
+    from deltabench.registry import load_registry
+
+    class Versioned(Detector):
+        name = "versioned"
+        version = "7"
+
+        class Params(Detector.Params):
+            th: float = 0.5
+            where: str = locating_field("here", "a folder (locates the input)")
+
+        def detect(self, ctx):  # pragma: no cover - never run
+            raise AssertionError
+
+    @hookimpl
+    def register_detectors(register):
+        register(Versioned)
+
+    plugin = types.SimpleNamespace(register_detectors=register_detectors)
+    registry = load_registry(entry_points=False, extra_plugins=(plugin,))
+    data = yaml.safe_load(_with(detectors=[{"name": "versioned", "params": {"th": 0.25, "where": "/x"}}]))
+    parsed = suite_from_dict(data, registry)
+    oracle, spec = parsed.detectors
+    assert spec.key == {"kind": "detector", "name": "versioned", "version": "7", "params": {"th": 0.25}}
+    assert spec.params == {"th": 0.25, "where": "/x"}  # the row still records where
+    assert oracle.key == {"kind": "detector", "name": "oracle", "version": oracle.key["version"], "params": {}}
+    assert pickle.loads(pickle.dumps(spec)).key == spec.key
