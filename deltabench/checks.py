@@ -4,9 +4,9 @@ The suite's own consistency (schema, each component's parameters, leaderboard la
 while parsing (:mod:`.config`); what is left needs the file system, the hardware or the datasets:
 an output or cache folder that cannot be created, a device this machine lacks, dataset files that
 are missing, parameters a dataset cannot serve (a class index it does not have, a trigger outside
-its images). Datasets answer from their metadata
-(:meth:`.DatasetSource.info`), so nothing is loaded or trained. ``deltabench validate`` and
-``deltabench run`` call :func:`load_checked_suite`; a library caller runs :func:`check_suite`.
+its images). Datasets answer from their metadata (:meth:`.DatasetSource.info`), so nothing is
+loaded or trained. ``deltabench validate`` and ``deltabench run`` call :func:`load_checked_suite`;
+a library caller runs :func:`check_suite`.
 """
 
 from __future__ import annotations
