@@ -2,8 +2,9 @@
 
 The fields are :class:`InfluenceSettings`' own (type, default, help), not restated: a detector's
 parameters carry a subset of them flat in the suite (``backend: trak``). A detector hands
-:func:`engine_for` those fields alone (``params.model_dump(include=ENGINE_KEYS)``), which become one settings object passed
-whole to the engine: the engine layer never sees the detector's own parameters.
+:func:`engine_for` those fields alone (``params.model_dump(include=ENGINE_KEYS)``), which become
+one settings object passed whole to the engine: the engine never sees the detector's own
+parameters.
 """
 
 from __future__ import annotations
