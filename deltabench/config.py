@@ -189,24 +189,19 @@ class ComponentSpec:
 
     @classmethod
     def resolved(
-        cls,
-        kind: str,
-        name: str,
-        component: type[Component],
-        params: BaseModel | None,
-        display: str = "",
-        origin: str = "",
+        cls, component: type[Component], params: BaseModel | None, display: str = "", origin: str = ""
     ) -> ComponentSpec:
-        """The spec of ``component``, registered as ``kind`` / ``name``, with its validated
-        ``params`` (``None``: none given, as for an added reference component), identity included."""
+        """The spec of a registered ``component`` (the registry files it under its ``kind`` and
+        ``name``) with its validated ``params`` (``None``: none given, as for an added reference
+        component), identity included."""
         values = params.model_dump(mode="json") if params is not None else {}
         key = {
-            "kind": kind,
-            "name": name,
+            "kind": component.kind,
+            "name": component.name,
             "version": component.version,
             "params": identity_params(component.Params, values),
         }
-        return cls(kind, name, values, display, origin, params, key=key)
+        return cls(component.kind, component.name, values, display, origin, params, key=key)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params_json", json.dumps(self.params, sort_keys=True, default=str))
@@ -385,7 +380,7 @@ def _resolve(
             except ValidationError as exc:
                 problems.extend(_validation_lines(exc, cls.Params, (key, i, "params")))
                 break
-            spec = ComponentSpec.resolved(kind, entry.name, cls, params, entry.label or "", f"{key}[{i}]")
+            spec = ComponentSpec.resolved(cls, params, entry.label or "", f"{key}[{i}]")
             if spec not in specs:
                 specs.append(spec)
     return _label_variants(specs, registry)
@@ -496,7 +491,7 @@ def _with_references(kind: str, specs: list[ComponentSpec], registry: Registry) 
     """The registered reference components of ``kind`` the suite does not list, in front of ``specs``."""
     listed = {spec.name for spec in specs}
     missing = [
-        ComponentSpec.resolved(kind, name, cls, None)
+        ComponentSpec.resolved(cls, None)
         for name in registry.names(kind)
         if (cls := registry.get(kind, name)).reference and name not in listed
     ]
